@@ -1,0 +1,9 @@
+"""DMTNet for BasicSR: importing this package registers its archs, datasets, models and metrics."""
+
+from dmtnet_arch import compat
+
+compat.apply()
+
+from dmtnet_arch import archs, data, metrics, models  # noqa: E402,F401  (registration happens on import)
+
+__version__ = '0.1.0'
