@@ -12,11 +12,15 @@ install: $(STAMP)
 
 # basicsr 1.4.2 is an sdist whose build imports torch: --no-build-isolation reuses the torch installed first
 # instead of downloading a second copy into a throwaway build environment.
-$(STAMP): setup.py constraints.txt
+# A regular (not editable) install: only that puts dmtnet_arch.pth, the start-up hook, into site-packages.
+# It reinstalls when a source file changes, so the installed copy never lags behind this checkout.
+SOURCES := setup.py constraints.txt dmtnet_arch.pth dmtnet_arch_startup.py $(shell find dmtnet_arch -name '*.py')
+
+$(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.14.1 torchvision==0.29.1 setuptools wheel
 	$(PIP) --no-build-isolation basicsr==1.4.2
-	$(PIP) --no-build-isolation -e '.[dev]'
+	$(PIP) --no-build-isolation '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,6 +1,20 @@
 """Installable BasicSR plugin: DMTNet and its dual-pixel data, model and metrics."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+STARTUP_HOOK = 'dmtnet_arch.pth'
+
+
+class BuildWithStartupHook(build_py):
+    """Put ``dmtnet_arch.pth`` at the wheel's root so site-packages runs ``dmtnet_arch_startup`` at start-up."""
+
+    def run(self):
+        super().run()
+        self.copy_file(STARTUP_HOOK, str(Path(self.build_lib) / STARTUP_HOOK))
+
 
 setup(
     name='dmtnet_arch',
@@ -9,6 +23,8 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['dmtnet_arch', 'dmtnet_arch.*']),
+    py_modules=['dmtnet_arch_startup'],
+    cmdclass={'build_py': BuildWithStartupHook},
     python_requires='>=3.10',
     install_requires=[
         'basicsr==1.4.2',

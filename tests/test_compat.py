@@ -1,0 +1,48 @@
+"""Each fix in dmtnet_arch/compat.py, and the start-up hook, shown against a plain BasicSR 1.4.2."""
+
+import subprocess
+import sys
+
+import pytest
+
+PLAIN = {'DMTNET_NO_AUTOLOAD': '1'}
+
+
+def run_python(code: str, env_extra: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+
+
+def test_plain_basicsr_import_is_broken_on_this_torchvision():
+    result = run_python('import basicsr', PLAIN)
+    assert result.returncode != 0
+    assert 'functional_tensor' in result.stderr
+
+
+def test_compat_makes_basicsr_importable():
+    result = run_python(
+        'from dmtnet_arch import compat; compat.apply(); import basicsr; print(basicsr.__version__)', PLAIN
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '1.4.2'
+
+
+def test_shim_exposes_the_function_basicsr_needs():
+    result = run_python(
+        'import torch; from dmtnet_arch import compat; compat.apply();'
+        'from torchvision.transforms.functional_tensor import rgb_to_grayscale;'
+        'print(tuple(rgb_to_grayscale(torch.ones(3, 2, 2)).shape))',
+        PLAIN,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '(1, 2, 2)'
+
+
+@pytest.mark.parametrize('first', ['import basicsr', 'from basicsr.archs import build_network'])
+def test_installed_startup_hook_registers_the_plugin_when_basicsr_comes_first(tmp_path, first):
+    code = f'{first}\nfrom basicsr.utils.registry import ARCH_REGISTRY\nprint(ARCH_REGISTRY.get("DMTNet").__module__)'
+    result = run_python(code, cwd=tmp_path)  # outside the checkout: the installed copy and its .pth
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'dmtnet_arch.archs.dmtnet_arch'
