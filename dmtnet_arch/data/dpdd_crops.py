@@ -1,0 +1,114 @@
+"""Cutting DPDD scenes into overlapping training crops, ranking crops by sharpness, and writing them safely.
+
+Used by ``scripts/prepare_dpdd.py``; the sharpness measure is defined in ``docs/data.md``.
+"""
+
+import math
+import os
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dmtnet_arch.data.dual_pixel_io import check_views_match, read_image, to_float
+
+SOBEL_KERNEL_SIZES = (3, 7, 11, 15)
+VIEW_FOLDERS = {'left': 'inputL', 'right': 'inputR', 'target': 'target', 'combined': 'inputC'}
+TEMP_SUFFIX = '.partial'
+CROP_NAME = re.compile(r'.+_\d+_\d+\.png')
+
+
+def crop_starts(length: int, crop_size: int, stride: int) -> list:
+    """Start offsets along one axis: every ``stride`` while the crop fits, plus one crop anchored to the far border."""
+    if length < crop_size:
+        raise ValueError(f'image side {length} is smaller than the crop size {crop_size}')
+    starts = list(range(0, length - crop_size + 1, stride))
+    if starts[-1] != length - crop_size:
+        starts.append(length - crop_size)
+    return starts
+
+
+def crop_grid(height: int, width: int, crop_size: int, stride: int) -> list:
+    """``(row, col, top, left)`` of every crop, row-major."""
+    tops = crop_starts(height, crop_size, stride)
+    lefts = crop_starts(width, crop_size, stride)
+    return [(row, col, top, left) for row, top in enumerate(tops) for col, left in enumerate(lefts)]
+
+
+def normalised_sobel_energy(gray: np.ndarray, ksize: int) -> float:
+    """Mean of gx^2 + gy^2 where each Sobel response is divided by the L1 norm of its 2-D kernel (range [0, 2])."""
+    derivative, smoothing = cv2.getDerivKernels(1, 0, ksize)
+    kernel_l1 = float(np.abs(derivative).sum() * np.abs(smoothing).sum())
+    gx = cv2.Sobel(gray, cv2.CV_64F, 1, 0, ksize=ksize) / kernel_l1
+    gy = cv2.Sobel(gray, cv2.CV_64F, 0, 1, ksize=ksize) / kernel_l1
+    return float(np.mean(gx * gx + gy * gy))
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Product over Sobel kernel sizes 3, 7, 11, 15 of the normalised gradient energy of the image's gray level."""
+    gray = cv2.cvtColor(to_float(image), cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return math.prod(normalised_sobel_energy(gray, ksize) for ksize in SOBEL_KERNEL_SIZES)
+
+
+def select_sharpest(crops: list, scores: list, drop_fraction: float) -> list:
+    """Drop ``floor(len * drop_fraction)`` crops with the lowest scores; keep the others in their original order."""
+    if not 0 <= drop_fraction < 1:
+        raise ValueError(f'drop fraction must be in [0, 1), got {drop_fraction}')
+    dropped = set(np.argsort(scores, kind='stable')[: int(len(crops) * drop_fraction)].tolist())
+    return [crop for index, crop in enumerate(crops) if index not in dropped]
+
+
+def crop_name(image_name: str, row: int, col: int) -> str:
+    """File name of one crop: ``<image>_<row>_<col>.png``."""
+    return f'{image_name}_{row}_{col}.png'
+
+
+def write_png_atomically(path: Path, image: np.ndarray):
+    """Write an RGB image as PNG at its own bit depth via a temporary file in the same folder and ``os.replace``."""
+    ok, encoded = cv2.imencode('.png', cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f'{path}: PNG encoding failed')
+    temp = path.with_name(f'.{path.name}.{os.getpid()}{TEMP_SUFFIX}')
+    try:
+        temp.write_bytes(encoded.tobytes())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def read_sample_views(sample) -> dict:
+    """All views of a sample as RGB arrays at their own bit depth, checked to share bit depth and size."""
+    paths = sample.views()
+    images = {view: read_image(path) for view, path in paths.items()}
+    check_views_match({paths[view]: image for view, image in images.items()})
+    return images
+
+
+def crop_sample(sample, out_dir, crop_size: int = 512, stride: int = 204, drop_fraction: float = 0.0) -> list:
+    """Cut every view of one sample into aligned crops, keep the sharpest, write them; returns the crop file names."""
+    images = read_sample_views(sample)
+    height, width = images['target'].shape[:2]
+    grid = crop_grid(height, width, crop_size, stride)
+    scores = [sharpness(images['target'][top : top + crop_size, left : left + crop_size]) for _, _, top, left in grid]
+    names = []
+    for row, col, top, left in select_sharpest(grid, scores, drop_fraction):
+        name = crop_name(sample.name, row, col)
+        for view, image in images.items():
+            write_png_atomically(
+                Path(out_dir) / VIEW_FOLDERS[view] / name, image[top : top + crop_size, left : left + crop_size]
+            )
+        names.append(name)
+    return names
+
+
+def remove_leftovers(folder: Path, expected: set) -> int:
+    """Delete temporary files and crops not written by this run (e.g. from an earlier, different run); count them."""
+    removed = 0
+    for path in folder.iterdir():
+        is_temp = path.name.startswith('.') and path.name.endswith(TEMP_SUFFIX)
+        is_stale_crop = CROP_NAME.fullmatch(path.name) is not None and path.name not in expected
+        if path.is_file() and (is_temp or is_stale_crop):
+            path.unlink()
+            removed += 1
+    return removed

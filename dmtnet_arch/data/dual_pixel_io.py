@@ -1,0 +1,324 @@
+"""Reading dual-pixel (DP) images at their own bit depth, pairing the views of each scene, and scene categories.
+
+Shared by :mod:`dmtnet_arch.data.dual_pixel_dataset` and ``scripts/prepare_dpdd.py``; ``docs/data.md`` describes
+the two folder layouts and the category file formats.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from basicsr.utils import scandir
+
+VIEWS = ('left', 'right', 'target', 'combined')
+CATEGORIES = ('indoor', 'outdoor')
+SCALE_BY_DTYPE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+DEFAULT_DPDD_TEST_CATEGORIES = Path(__file__).resolve().parents[2] / 'datasets' / 'dpdd_test_categories.txt'
+
+
+@dataclass(frozen=True)
+class DualPixelSample:
+    """Where the views of one scene are: file paths (disk) or keys (LMDB); ``combined`` is optional."""
+
+    name: str
+    left: str
+    right: str
+    target: str
+    combined: str | None = None
+
+    def views(self) -> dict:
+        """The views this sample has, by view name, in the order of :data:`VIEWS`."""
+        return {view: getattr(self, view) for view in VIEWS if getattr(self, view) is not None}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_image(content: bytes, name: str) -> np.ndarray:
+    """Decode image bytes at their own bit depth into an RGB HxWx3 uint8 or uint16 array; errors name ``name``."""
+    if not content:
+        raise ValueError(f'{name}: file is empty or missing')
+    image = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f'{name}: cannot be decoded as an image')
+    check_rgb_layout(image, name)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_rgb_layout(image: np.ndarray, name: str):
+    """Refuse anything but a 3-channel 8- or 16-bit image, naming the file."""
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        raise ValueError(f'{name}: grayscale image; dual-pixel views must be RGB')
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'{name}: {image.shape[2]}-channel image; dual-pixel views must be RGB (3 channels)')
+    if image.dtype not in SCALE_BY_DTYPE:
+        raise ValueError(f'{name}: pixel type {image.dtype}; only 8-bit and 16-bit images are supported')
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file at its own bit depth as RGB uint8/uint16 HxWx3."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: no such file')
+    return decode_image(path.read_bytes(), str(path))
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """Scale a uint8 (/255) or uint16 (/65535) image to float32 in [0, 1]."""
+    return image.astype(np.float32) / np.float32(SCALE_BY_DTYPE[image.dtype])
+
+
+def read_image_float(path) -> np.ndarray:
+    """Read an image file as float32 RGB HxWx3 in [0, 1], scaled by its own bit depth."""
+    return to_float(read_image(path))
+
+
+def check_views_match(images: dict):
+    """Check that all views of one sample (``{file name: array}``) share bit depth and size; errors name both files."""
+    (first_name, first), *others = images.items()
+    for name, image in others:
+        if image.dtype != first.dtype:
+            raise ValueError(
+                f'mixed bit depth in one sample: {first_name} is {bit_depth(first)}-bit, '
+                f'{name} is {bit_depth(image)}-bit'
+            )
+        if image.shape != first.shape:
+            raise ValueError(f'views differ in size: {first_name} is {size_text(first)}, {name} is {size_text(image)}')
+
+
+def bit_depth(image: np.ndarray) -> int:
+    """Bits per channel of an integer image."""
+    return image.dtype.itemsize * 8
+
+
+def size_text(image: np.ndarray) -> str:
+    """Width x height, as image sizes are usually written."""
+    return f'{image.shape[1]}x{image.shape[0]}'
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pairing the views
+
+
+def list_pngs(folder, pattern: str = '*.png') -> list:
+    """Sorted file names in ``folder`` matching ``pattern``; an absent or empty folder is an error naming it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f'{folder}: folder not found')
+    names = sorted(name for name in scandir(str(folder), suffix='.png') if Path(name).match(pattern))
+    if not names:
+        raise ValueError(f'{folder}: no {pattern} images in this folder')
+    return names
+
+
+def pair_folder_layout(left_dir, right_dir, target_dir, combined_dir=None, filename_tmpl: str = '{}') -> list:
+    """Pair `inputL/ inputR/ target/ [inputC/]` by file name; an input stem is `filename_tmpl.format(target stem)`."""
+    target_names = list_pngs(target_dir)
+    stems = [Path(name).stem for name in target_names]
+    input_dirs = {'left': left_dir, 'right': right_dir, 'combined': combined_dir}
+    paths = {'target': [str(Path(target_dir) / name) for name in target_names]}
+    for view, folder in input_dirs.items():
+        if folder is not None:
+            expected = [filename_tmpl.format(stem) + '.png' for stem in stems]
+            check_same_names(expected, list_pngs(folder), folder, target_dir)
+            paths[view] = [str(Path(folder) / name) for name in expected]
+    return [DualPixelSample(stem, **{view: files[i] for view, files in paths.items()}) for i, stem in enumerate(stems)]
+
+
+def check_same_names(expected: list, found: list, folder, target_dir):
+    """Every expected image is in ``folder`` and ``folder`` holds no image without a target; errors name both."""
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise FileNotFoundError(f'image {missing[0]} is missing from {folder} ({len(missing)} missing in all)')
+    unmatched = sorted(set(found) - set(expected))
+    if unmatched:
+        raise FileNotFoundError(f'image {Path(folder) / unmatched[0]} has no target in {target_dir}')
+
+
+def dpdd_folders(root, split: str) -> dict:
+    """Folders and file patterns of the original DPDD layout for one split, by view name."""
+    root = Path(root)
+    return {
+        'left': (root / f'{split}_l' / 'source', '*_L.png'),
+        'right': (root / f'{split}_r' / 'source', '*_R.png'),
+        'target': (root / f'{split}_c' / 'target', '*.png'),
+        'combined': (root / f'{split}_c' / 'source', '*.png'),
+    }
+
+
+def pair_dpdd_layout(root, split: str, with_combined: bool = False) -> list:
+    """Pair the original DPDD layout by sorted order within each folder; the sample name is the target's stem."""
+    folders = dpdd_folders(root, split)
+    if not with_combined:
+        folders.pop('combined')
+    files = {
+        view: [str(folder / name) for name in list_pngs(folder, pattern)] for view, (folder, pattern) in folders.items()
+    }
+    check_same_counts({folders[view][0]: len(names) for view, names in files.items()})
+    return [
+        DualPixelSample(Path(target).stem, **{view: names[i] for view, names in files.items()})
+        for i, target in enumerate(files['target'])
+    ]
+
+
+def check_same_counts(counts: dict):
+    """Folders paired by sorted order must hold as many images each; the error lists every count."""
+    if len(set(counts.values())) > 1:
+        listing = ', '.join(f'{folder}: {count}' for folder, count in counts.items())
+        raise ValueError(f'folders paired by sorted order hold different numbers of images ({listing})')
+
+
+def has_dpdd_combined(root, split: str) -> bool:
+    """Whether the DPDD layout under ``root`` has the combined-view folder for ``split``."""
+    return dpdd_folders(root, split)['combined'][0].is_dir()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# LMDB keys
+
+
+def read_meta_info_keys(meta_info_file) -> list:
+    """Keys listed in a BasicSR meta_info file: the first field of each line without its extension."""
+    path = Path(meta_info_file)
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: meta_info file not found')
+    lines = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f'{path}: meta_info file lists no images')
+    return [name.removesuffix('.png') for name in lines]
+
+
+def pair_lmdb_layout(lmdb_paths: dict, meta_info_file=None, filename_tmpl: str = '{}') -> list:
+    """Pair per-view LMDBs (``{view: path}``) by key; sorted target keys from ``meta_info_file`` or the target LMDB."""
+    target_keys = sorted(read_meta_info_keys(meta_info_file or Path(lmdb_paths['target']) / 'meta_info.txt'))
+    keys = {view: [filename_tmpl.format(key) for key in target_keys] for view in lmdb_paths if view != 'target'}
+    keys['target'] = target_keys
+    for view, lmdb_path in lmdb_paths.items():
+        check_keys_in_lmdb(keys[view], lmdb_path)
+    return [
+        DualPixelSample(key, **{view: names[i] for view, names in keys.items()}) for i, key in enumerate(target_keys)
+    ]
+
+
+def check_keys_in_lmdb(keys: list, lmdb_path):
+    """Every key must be listed in the LMDB's own meta_info.txt; the error names the key and the LMDB."""
+    available = set(read_meta_info_keys(Path(lmdb_path) / 'meta_info.txt'))
+    missing = [key for key in keys if key not in available]
+    if missing:
+        raise ValueError(f'key {missing[0]!r} is not in {lmdb_path} ({len(missing)} keys missing in all)')
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scene categories
+
+
+def load_categories(path, names: list) -> list:
+    """Category ('indoor' or 'outdoor') of each image in ``names`` (the name-sorted sample list) from a label file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: category file not found')
+    if path.suffix == '.npy':
+        return categories_from_npy(path, len(names))
+    return categories_from_text(path, names)
+
+
+def category_named_by(path: Path) -> str:
+    """The category a label file's name announces: 'outdoor' if the name says so, else 'indoor'."""
+    return 'outdoor' if 'outdoor' in path.name.lower() else 'indoor'
+
+
+def other_category(category: str) -> str:
+    """'indoor' <-> 'outdoor'."""
+    return CATEGORIES[1 - CATEGORIES.index(category)]
+
+
+def categories_from_npy(path: Path, count: int) -> list:
+    """Restormer's ``indoor_labels.npy``/``outdoor_labels.npy``: 1-based indices; a sibling file is used too."""
+    category = category_named_by(path)
+    labels = {category: npy_indices(path, count)}
+    sibling = path.with_name(path.name.lower().replace(category, other_category(category)))
+    if sibling.name != path.name.lower() and sibling.is_file():
+        labels[other_category(category)] = npy_indices(sibling, count)
+    return assign_categories(labels, count, path)
+
+
+def npy_indices(path: Path, count: int) -> list:
+    """0-based indices from a file of 1-based indices; out-of-range values are an error naming the file."""
+    values = np.load(path).astype(np.int64).ravel()
+    bad = values[(values < 1) | (values > count)]
+    if bad.size:
+        raise ValueError(f'{path}: 1-based label {int(bad[0])} is out of range for {count} images')
+    return [int(value) - 1 for value in values]
+
+
+def assign_categories(labels: dict, count: int, source) -> list:
+    """One category per image from ``{category: indices}``: one list labels the rest with the other category;
+    both lists must label every image exactly once."""
+    listed = {category: set(indices) for category, indices in labels.items() if indices}
+    if not listed:
+        raise ValueError(f'{source}: no image is labelled')
+    if len(listed) == 2:
+        check_partition(listed['indoor'], listed['outdoor'], count, source)
+    (category, indices), *_ = listed.items()
+    categories = [other_category(category)] * count
+    for index in indices:
+        categories[index] = category
+    return categories
+
+
+def check_partition(indoor: set, outdoor: set, count: int, source):
+    """Indoor and outdoor labels must not overlap and must together cover all ``count`` images."""
+    both = indoor & outdoor
+    if both:
+        raise ValueError(f'{source}: image {min(both)} is labelled both indoor and outdoor')
+    if len(indoor) + len(outdoor) != count:
+        raise ValueError(
+            f'{source}: {len(indoor)} indoor + {len(outdoor)} outdoor labels, but the dataset has {count} images'
+        )
+
+
+def categories_from_text(path: Path, names: list) -> list:
+    """Text label file (format in docs/data.md): ``[category] items`` lines, 0-based indices, ranges or names."""
+    labels = {category: [] for category in CATEGORIES}
+    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split('#', 1)[0].replace(',', ' ').split()
+        if not fields:
+            continue
+        where = f'{path}:{line_number}'
+        if fields[0].lower() == 'images':
+            check_declared_count(fields, len(names), where)
+            continue
+        category = fields.pop(0).lower() if fields[0].lower() in CATEGORIES else category_named_by(path)
+        labels[category] += [index for item in fields for index in parse_item(item, names, where)]
+    return assign_categories(labels, len(names), path)
+
+
+def check_declared_count(fields: list, count: int, where: str):
+    """An ``images N`` line must match the number of images in the dataset."""
+    if len(fields) != 2 or not fields[1].isdigit():
+        raise ValueError(f'{where}: expected "images <count>"')
+    if int(fields[1]) != count:
+        raise ValueError(f'{where}: file describes {fields[1]} images but the dataset has {count}')
+
+
+def parse_item(item: str, names: list, where: str) -> list:
+    """0-based indices of one item: ``N``, an inclusive range ``A-B``, or an image name (stem or file name)."""
+    match = re.fullmatch(r'(\d+)(?:-(\d+))?', item)
+    if match is None:
+        return [index_of_name(item, names, where)]
+    first, last = int(match[1]), int(match[2] or match[1])
+    if last < first or last >= len(names):
+        raise ValueError(f'{where}: 0-based index {item} is out of range for {len(names)} images')
+    return list(range(first, last + 1))
+
+
+def index_of_name(item: str, names: list, where: str) -> int:
+    """Position of an image name (stem or file name) in the sample list."""
+    stems = [Path(name).stem for name in names]
+    wanted = Path(item).stem if item.lower().endswith('.png') else item
+    if wanted not in stems:
+        raise ValueError(f'{where}: image {item!r} is not in the dataset')
+    return stems.index(wanted)

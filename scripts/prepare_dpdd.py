@@ -1,0 +1,121 @@
+"""Cut DPDD scenes into 512 x 512 training crops (stride 204, 60% overlap), optionally dropping the least sharp ones.
+
+Reads either layout (``--layout folder``: ``inputL/ inputR/ target/ [inputC/]``; ``--layout dpdd``: the original
+``{split}_c/ {split}_l/ {split}_r/`` folders) and writes ``<out>/<split>/{inputL,inputR,target[,inputC]}/`` with
+crops named ``<image>_<row>_<col>.png`` at the source bit depth, plus per-view LMDBs with ``--lmdb``.
+Every file is written under a temporary name and renamed, so an interrupted run leaves no half-written file, and a
+re-run replaces the previous output of that split. Example::
+
+    python scripts/prepare_dpdd.py --input datasets/DPDD --layout dpdd --split train --out datasets/DPDD_crops \\
+        --drop-blurry 0.3 --workers 8 --lmdb
+"""
+
+import argparse
+import functools
+import multiprocessing
+import shutil
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dmtnet_arch.data.dpdd_crops import VIEW_FOLDERS, crop_sample, remove_leftovers
+from dmtnet_arch.data.dual_pixel_io import has_dpdd_combined, pair_dpdd_layout, pair_folder_layout
+
+LMDB_NAMES = {'left': 'lqL', 'right': 'lqR', 'target': 'gt', 'combined': 'lqC'}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--input', required=True, type=Path, help='dataset root')
+    parser.add_argument('--layout', required=True, choices=('folder', 'dpdd'))
+    parser.add_argument('--split', nargs='+', default=['train'], help='one or more splits, e.g. train val')
+    parser.add_argument('--out', required=True, type=Path)
+    parser.add_argument('--crop-size', type=int, default=512)
+    parser.add_argument('--stride', type=int, default=204)
+    parser.add_argument('--drop-blurry', type=float, default=0.0, metavar='FRACTION', help='drop this share per image')
+    parser.add_argument('--workers', type=int, default=1)
+    parser.add_argument('--lmdb', action='store_true', help='also write lqL.lmdb, lqR.lmdb, gt.lmdb [, lqC.lmdb]')
+    return parser.parse_args(argv)
+
+
+def folder_layout_root(input_root: Path, split: str, splits: list) -> Path:
+    """Folder layout: the views live in ``<input>/<split>/`` if it exists, else in ``<input>/`` (one split only)."""
+    if (input_root / split).is_dir():
+        return input_root / split
+    if len(splits) > 1:
+        raise FileNotFoundError(f'{input_root / split}: folder not found (needed when several splits are given)')
+    return input_root
+
+
+def find_samples(args: argparse.Namespace, split: str) -> list:
+    """Samples of one split in the chosen layout."""
+    if args.layout == 'dpdd':
+        return pair_dpdd_layout(args.input, split, with_combined=has_dpdd_combined(args.input, split))
+    root = folder_layout_root(args.input, split, args.split)
+    combined = root / 'inputC' if (root / 'inputC').is_dir() else None
+    return pair_folder_layout(root / 'inputL', root / 'inputR', root / 'target', combined)
+
+
+def crop_split(args: argparse.Namespace, samples: list, split_dir: Path) -> list:
+    """Write the crops of every sample (in parallel with ``--workers``); returns the names of all crops."""
+    views = samples[0].views()
+    for view in views:
+        (split_dir / VIEW_FOLDERS[view]).mkdir(parents=True, exist_ok=True)
+    job = functools.partial(
+        crop_sample, out_dir=split_dir, crop_size=args.crop_size, stride=args.stride, drop_fraction=args.drop_blurry
+    )
+    names = []
+    progress = tqdm(total=len(samples), unit='image', desc=split_dir.name)
+    if args.workers > 1:
+        with multiprocessing.Pool(args.workers) as pool:
+            for crop_names in pool.imap_unordered(job, samples):
+                names += crop_names
+                progress.update()
+    else:
+        for sample in samples:
+            names += job(sample)
+            progress.update()
+    progress.close()
+    for view in views:
+        remove_leftovers(split_dir / VIEW_FOLDERS[view], set(names))
+    return sorted(names)
+
+
+def write_lmdb(view_dir: Path, lmdb_path: Path, names: list):
+    """One view's crops into an LMDB (BasicSR's maker keeps 16-bit PNGs as 16-bit), built aside then renamed."""
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+    temp = lmdb_path.with_name(f'.{lmdb_path.stem}.partial.lmdb')
+    shutil.rmtree(temp, ignore_errors=True)
+    map_size = 3 * sum((view_dir / name).stat().st_size for name in names) + (64 << 20)
+    keys = [Path(name).stem for name in names]
+    make_lmdb_from_imgs(str(view_dir), str(temp), names, keys, map_size=map_size)
+    shutil.rmtree(lmdb_path, ignore_errors=True)
+    temp.replace(lmdb_path)
+
+
+def prepare_split(args: argparse.Namespace, split: str) -> int:
+    """Crop one split (and build its LMDBs); returns how many crops it produced."""
+    samples = find_samples(args, split)
+    split_dir = args.out / split
+    names = crop_split(args, samples, split_dir)
+    if args.lmdb:
+        for view in samples[0].views():
+            write_lmdb(split_dir / VIEW_FOLDERS[view], split_dir / f'{LMDB_NAMES[view]}.lmdb', names)
+    print(f'{split}: {len(names)} crops from {len(samples)} images in {split_dir}')
+    return len(names)
+
+
+def main(argv=None) -> dict:
+    """Prepare every requested split; returns the number of crops per split."""
+    args = parse_args(argv)
+    if args.workers < 1:
+        raise SystemExit('--workers must be at least 1')
+    if not 0 <= args.drop_blurry < 1:
+        raise SystemExit('--drop-blurry must be in [0, 1)')
+    return {split: prepare_split(args, split) for split in args.split}
+
+
+if __name__ == '__main__':
+    main()
