@@ -6,4 +6,6 @@ compat.apply()
 
 from dmtnet_arch import archs, data, metrics, models  # noqa: E402,F401  (registration happens on import)
 
+compat.patch_basicsr()
+
 __version__ = '0.1.0'

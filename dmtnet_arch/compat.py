@@ -1,13 +1,15 @@
 """Every fix this plugin makes to BasicSR 1.4.2's behaviour on current PyTorch lives here.
 
-Each fix says what is broken, is applied once by :func:`apply`, and has a test in ``tests/test_compat.py``
-that fails without it. ``dmtnet_arch/__init__.py`` applies them before anything imports ``basicsr``.
+Each fix says what is broken and has a test in ``tests/test_compat.py`` or ``tests/test_training.py`` that fails
+without it. :func:`apply` runs before basicsr's code (the start-up hook and ``dmtnet_arch/__init__.py`` call it);
+:func:`patch_basicsr` runs once basicsr is imported. Both are idempotent. This module imports nothing from
+basicsr at module level, so the start-up hook can load it before basicsr exists.
 """
 
+import os
+import os.path as osp
 import sys
 import types
-
-_applied = False
 
 
 def provide_torchvision_functional_tensor():
@@ -29,10 +31,73 @@ def provide_torchvision_functional_tensor():
     sys.modules[name] = shim
 
 
+def accept_dashed_local_rank(argv: list[str]):
+    """Broken: ``python -m torch.distributed.launch`` on torch 2.x passes ``--local-rank=N``; BasicSR's parser only
+    knows ``--local_rank`` and exits with "unrecognized arguments". Rewrite the spelling in ``argv``."""
+    for i, arg in enumerate(argv):
+        if arg == '--local-rank' or arg.startswith('--local-rank='):
+            argv[i] = '--local_rank' + arg[len('--local-rank') :]
+
+
+def init_dist_pytorch_on_any_device(backend='nccl', **kwargs):
+    """Broken: ``--launcher pytorch`` hard-codes NCCL and takes ``RANK % torch.cuda.device_count()``, which divides
+    by zero on a CPU-only machine and picks the wrong GPU on every node but the first. Use gloo without GPUs and
+    LOCAL_RANK (set by torchrun and torch.distributed.launch) for the device."""
+    import torch
+    import torch.distributed as dist
+
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get('LOCAL_RANK', os.environ['RANK']))
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+    else:
+        backend = 'gloo'
+    dist.init_process_group(backend=backend, **kwargs)
+
+
+def latest_complete_state(states_dir: str, models_dir: str) -> str | None:
+    """The newest ``<iter>.state`` whose ``net_g_<iter>.pth`` also exists (temporary files are ignored)."""
+    if not osp.isdir(states_dir):
+        return None
+    iters = sorted((int(name[: -len('.state')]) for name in os.listdir(states_dir)
+                    if name.endswith('.state') and name[: -len('.state')].isdigit()), reverse=True)  # fmt: skip
+    for it in iters:
+        if osp.isfile(osp.join(models_dir, f'net_g_{it}.pth')):
+            return osp.join(states_dir, f'{it}.state')
+    return None
+
+
+def load_resume_state_from_root(opt: dict):
+    """Broken: ``basicsr.train.load_resume_state`` (1) calls ``torch.cuda.current_device()``, so resuming fails on
+    CPU; (2) with ``--auto_resume`` looks in ``experiments/<name>`` relative to the working directory while saves
+    go under root_path, so from another directory it finds nothing and archives the experiment it should resume.
+    Look under ``opt['path']['training_states']`` (root-based) and map tensors to the current device."""
+    import torch
+    from basicsr.utils import check_resume
+
+    resume_state_path = opt['path'].get('resume_state')
+    if opt['auto_resume']:
+        found = latest_complete_state(opt['path']['training_states'], opt['path']['models'])
+        resume_state_path = found or resume_state_path
+        if found:
+            opt['path']['resume_state'] = found
+    if not resume_state_path:
+        return None
+    device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else 'cpu'
+    resume_state = torch.load(resume_state_path, map_location=device, weights_only=False)
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
 def apply():
-    """Apply every fix; safe to call more than once."""
-    global _applied
-    if _applied:
-        return
+    """Fixes that must be in place before basicsr's own code runs."""
     provide_torchvision_functional_tensor()
-    _applied = True
+    accept_dashed_local_rank(sys.argv)
+
+
+def patch_basicsr():
+    """Fixes to functions of an imported basicsr, looked up by name at call time."""
+    import basicsr.train
+    from basicsr.utils import dist_util
+
+    dist_util._init_dist_pytorch = init_dist_pytorch_on_any_device
+    basicsr.train.load_resume_state = load_resume_state_from_root

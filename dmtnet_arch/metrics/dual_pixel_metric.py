@@ -1,0 +1,66 @@
+"""PSNR, SSIM and MAE as the DPDD tables compute them: float images in [0, 1], full image, no border crop.
+
+``protocol='16bit'`` (the default, DMTNet's and Restormer's tables) quantises both images to 16-bit levels, as
+when the output is written to and read from a 16-bit PNG; ``protocol='8bit'`` quantises to 8-bit levels, the
+protocol of IFAN's published numbers. Registered in BasicSR's METRIC_REGISTRY for YAML ``val: metrics:``.
+"""
+
+import numpy as np
+import torch
+from basicsr.utils.registry import METRIC_REGISTRY
+from skimage.metrics import structural_similarity
+
+PROTOCOL_LEVELS = {'16bit': 65535, '8bit': 255, 'float': None}
+
+
+def to_hwc_float(img) -> np.ndarray:
+    """A (3, H, W) or (1, 3, H, W) tensor or an (H, W, 3) array -> float64 (H, W, 3) clamped to [0, 1]."""
+    if isinstance(img, torch.Tensor):
+        img = img.detach().float().cpu()
+        if img.dim() == 4:
+            if img.shape[0] != 1:
+                raise ValueError(f'metrics take one image at a time, got a batch of {img.shape[0]}')
+            img = img[0]
+        img = img.permute(1, 2, 0).numpy()
+    img = np.asarray(img, dtype=np.float64)
+    if img.ndim != 3:
+        raise ValueError(f'expected an (H, W, C) image, got shape {img.shape}')
+    return np.clip(img, 0.0, 1.0)
+
+
+def quantise(img: np.ndarray, protocol: str) -> np.ndarray:
+    """Round to the levels of the protocol's bit depth."""
+    if protocol not in PROTOCOL_LEVELS:
+        raise ValueError(f'Unknown metric protocol {protocol!r}; expected one of {", ".join(PROTOCOL_LEVELS)}')
+    levels = PROTOCOL_LEVELS[protocol]
+    return img if levels is None else np.round(img * levels) / levels
+
+
+def prepare_pair(img, img2, protocol: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as clamped, quantised float64 (H, W, C) arrays of the same shape."""
+    a, b = quantise(to_hwc_float(img), protocol), quantise(to_hwc_float(img2), protocol)
+    if a.shape != b.shape:
+        raise ValueError(f'image shapes differ: {a.shape} and {b.shape}')
+    return a, b
+
+
+@METRIC_REGISTRY.register()
+def calculate_dp_psnr(img, img2, protocol: str = '16bit', **kwargs) -> float:
+    """PSNR = 10 log10(1 / MSE) over all pixels and channels, peak 1."""
+    a, b = prepare_pair(img, img2, protocol)
+    mse = np.mean((a - b) ** 2)
+    return float('inf') if mse == 0 else float(10 * np.log10(1.0 / mse))
+
+
+@METRIC_REGISTRY.register()
+def calculate_dp_ssim(img, img2, protocol: str = '16bit', **kwargs) -> float:
+    """scikit-image SSIM with data_range 1 over the RGB image (channel_axis -1)."""
+    a, b = prepare_pair(img, img2, protocol)
+    return float(structural_similarity(a, b, data_range=1.0, channel_axis=-1))
+
+
+@METRIC_REGISTRY.register()
+def calculate_dp_mae(img, img2, protocol: str = '16bit', **kwargs) -> float:
+    """Mean absolute error over all pixels and channels."""
+    a, b = prepare_pair(img, img2, protocol)
+    return float(np.mean(np.abs(a - b)))

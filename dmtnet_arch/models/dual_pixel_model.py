@@ -1,0 +1,265 @@
+"""BasicSR model for dual-pixel deblurring: SRModel plus safe steps, mixed precision, 16-bit metrics and outputs."""
+
+import csv
+import os
+import os.path as osp
+from collections import defaultdict
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+from basicsr.metrics import calculate_metric
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def atomic_torch_save(obj, path: str):
+    """torch.save to a temporary name beside ``path``, then rename: a kill leaves the old file or the new one."""
+    tmp_path = f'{path}.tmp{os.getpid()}'
+    torch.save(obj, tmp_path)
+    os.replace(tmp_path, path)
+
+
+def write_png16(img: torch.Tensor, path: str):
+    """Save a (3, H, W) RGB tensor in [0, 1] as a 16-bit PNG, written under a temporary name first."""
+    array = (img.detach().float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0) * 65535).round().astype(np.uint16)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp_path = f'{path[:-4]}.tmp{os.getpid()}.png'
+    if not cv2.imwrite(tmp_path, cv2.cvtColor(array, cv2.COLOR_RGB2BGR)):
+        raise OSError(f'could not write {path}')
+    os.replace(tmp_path, path)
+
+
+def tiled_forward(net, lq: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+    """Run ``net`` on overlapping ``tile`` x ``tile`` crops and average the overlaps (images too big for memory)."""
+    if overlap >= tile:
+        raise ValueError(f'val: tile_overlap ({overlap}) must be smaller than val: tile ({tile})')
+    n, _, h, w = lq.shape
+    stride = tile - overlap
+    rows = sorted({min(y, max(h - tile, 0)) for y in range(0, h, stride)})
+    cols = sorted({min(x, max(w - tile, 0)) for x in range(0, w, stride)})
+    out = lq.new_zeros(n, 3, h, w)
+    weight = lq.new_zeros(1, 1, h, w)
+    for y in rows:
+        for x in cols:
+            out[..., y : y + tile, x : x + tile] += net(lq[..., y : y + tile, x : x + tile]).float()
+            weight[..., y : y + tile, x : x + tile] += 1
+    return out / weight
+
+
+def summarise(records: list[dict], metric_names: list[str]) -> dict[str, dict[str, float]]:
+    """Mean of each metric per category, and over all images as 'combined'."""
+    groups = defaultdict(list)
+    for record in records:
+        groups['combined'].append(record)
+        if record['category']:
+            groups[record['category']].append(record)
+    return {group: {m: float(np.mean([r[m] for r in rows])) for m in metric_names} for group, rows in groups.items()}
+
+
+@MODEL_REGISTRY.register()
+class DualPixelModel(SRModel):
+    """DMTNet (or any 6-channel dual-pixel network) trained and tested through BasicSR's pipelines.
+
+    train: ``pixel_opt`` (CharbonnierLoss in the paper's options), ``optim_g``, ``scheduler``, ``ema_decay`` as
+    SRModel; plus ``grad_clip`` (max gradient norm), ``amp`` (bf16 | fp16), ``max_nonfinite_steps`` (default 5).
+    val: ``metrics`` with types calculate_dp_psnr / calculate_dp_ssim / calculate_dp_mae, optional ``tile`` and
+    ``tile_overlap``. Images are 16-bit PNGs; metrics run on float outputs, never on BasicSR's uint8 path.
+    """
+
+    def init_training_settings(self):
+        super().init_training_settings()
+        train_opt = self.opt['train']
+        self.grad_clip = train_opt.get('grad_clip')
+        self.max_nonfinite_steps = train_opt.get('max_nonfinite_steps', 5)
+        self.nonfinite_steps = 0
+        amp = train_opt.get('amp')
+        if amp not in (None, False, *AMP_DTYPES):
+            raise ValueError(f'train: amp must be bf16, fp16 or absent, got {amp!r}')
+        if amp == 'fp16' and self.device.type != 'cuda':
+            raise ValueError('train: amp fp16 needs a GPU; use bf16 or leave amp out on CPU')
+        self.amp_dtype = AMP_DTYPES.get(amp) if amp else None
+        self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=amp == 'fp16')
+
+    def model_to_device(self, net):
+        """As BaseModel, but DDP on CPU too (gloo): no device_ids when there is no GPU."""
+        if not self.opt['dist']:
+            return super().model_to_device(net)
+        net = net.to(self.device)
+        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+        return DistributedDataParallel(
+            net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
+        )
+
+    def feed_data(self, data):
+        super().feed_data(data)
+        self.category = data.get('category')
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def loss_is_finite_everywhere(self, loss: torch.Tensor) -> bool:
+        """True when the loss is finite on every rank, so that all ranks skip a step together."""
+        finite = torch.isfinite(loss.detach()).float()
+        if self.opt['dist']:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite.item())
+
+    def skip_nonfinite_step(self, current_iter: int):
+        """Drop this step's update; stop after ``max_nonfinite_steps`` in a row, before anything is saved."""
+        self.nonfinite_steps += 1
+        self.optimizer_g.zero_grad(set_to_none=True)
+        get_root_logger().warning(
+            f'Iteration {current_iter}: loss or gradient is NaN or infinite; step skipped '
+            f'({self.nonfinite_steps} in a row, limit {self.max_nonfinite_steps}).'
+        )
+        if self.nonfinite_steps >= self.max_nonfinite_steps:
+            raise RuntimeError(
+                f'Training stopped at iteration {current_iter}: the loss or gradient was NaN or infinite for '
+                f'{self.nonfinite_steps} iterations in a row. The last saved checkpoint is intact. Try a lower '
+                'train: optim_g: lr, train: grad_clip (e.g. 0.01), or amp: bf16 / no amp instead of fp16, and '
+                'check the training data for corrupt images.'
+            )
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self.autocast():
+            self.output = self.net_g(self.lq)
+        loss = self.cri_pix(self.output.float(), self.gt)
+        if not self.loss_is_finite_everywhere(loss):
+            return self.skip_nonfinite_step(current_iter)
+        self.grad_scaler.scale(loss).backward()
+        if self.grad_clip:
+            self.grad_scaler.unscale_(self.optimizer_g)
+            norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip)
+            if not self.grad_scaler.is_enabled() and not self.loss_is_finite_everywhere(norm):
+                return self.skip_nonfinite_step(current_iter)
+        self.grad_scaler.step(self.optimizer_g)
+        self.grad_scaler.update()
+        self.nonfinite_steps = 0
+        self.log_dict = self.reduce_loss_dict({'l_pix': loss.detach()})
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self):
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        tile = self.opt.get('val', {}).get('tile')
+        with torch.no_grad(), self.autocast_for_test():
+            if tile:
+                self.output = tiled_forward(net, self.lq, tile, self.opt['val'].get('tile_overlap', 32))
+            else:
+                self.output = net(self.lq).float()
+        net.train(was_training)
+
+    def autocast_for_test(self):
+        dtype = getattr(self, 'amp_dtype', None)
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def output_path(self, dataset_name: str, img_name: str, current_iter) -> str:
+        """Where an output image goes, following BasicSR's layout."""
+        visualization = self.opt['path']['visualization']
+        if self.opt['is_train']:
+            return osp.join(visualization, img_name, f'{img_name}_{current_iter}.png')
+        suffix = self.opt['val'].get('suffix') or self.opt['name']
+        return osp.join(visualization, dataset_name, f'{img_name}_{suffix}.png')
+
+    def image_metrics(self, metric_opts: dict) -> dict[str, float]:
+        """Every configured metric on the float output (clamped inside the metric) against the float target."""
+        data = {'img': self.output[0], 'img2': self.gt[0]}
+        return {name: calculate_metric(data, opt) for name, opt in metric_opts.items()}
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        dataset_name = dataloader.dataset.opt['name']
+        metric_opts = self.opt['val'].get('metrics') or {}
+        use_pbar = self.opt['val'].get('pbar', not self.opt['is_train'])
+        records = []
+        for val_data in tqdm(dataloader, unit='image', desc=f'Test {dataset_name}', disable=not use_pbar):
+            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
+            self.feed_data(val_data)
+            self.test()
+            if save_img:
+                write_png16(self.output[0], self.output_path(dataset_name, img_name, current_iter))
+            if metric_opts and hasattr(self, 'gt'):
+                category = val_data['category'][0] if 'category' in val_data else ''
+                records.append({'image': img_name, 'category': category, **self.image_metrics(metric_opts)})
+                del self.gt
+            del self.lq, self.output
+        if records:
+            self.report_metrics(dataset_name, records, list(metric_opts), current_iter, tb_logger)
+
+    def report_metrics(self, dataset_name, records, metric_names, current_iter, tb_logger):
+        """Log per-category means, keep BasicSR's best-metric bookkeeping, write CSV and summary at test time."""
+        summary = summarise(records, metric_names)
+        self.metric_results = dict(summary['combined'])
+        if not hasattr(self, 'best_metric_results'):
+            self.best_metric_results = {}
+        self._initialize_best_metric_results(dataset_name)
+        for name, value in self.metric_results.items():
+            self._update_best_metric_result(dataset_name, name, value, current_iter)
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        lines = [
+            f'{group}: ' + ', '.join(f'{m} {v:.4f}' for m, v in values.items()) for group, values in summary.items()
+        ]
+        get_root_logger().info(f'Per category on {dataset_name} ({len(records)} images):\n\t' + '\n\t'.join(lines))
+        if not self.opt['is_train']:
+            self.write_metric_files(dataset_name, records, metric_names, summary)
+
+    @master_only
+    def write_metric_files(self, dataset_name, records, metric_names, summary):
+        """results/<name>/metrics_<dataset>.csv (one row per image) and metrics_<dataset>_summary.csv."""
+        root = self.opt['path']['results_root']
+        os.makedirs(root, exist_ok=True)
+        per_image = osp.join(root, f'metrics_{dataset_name}.csv')
+        with open(per_image, 'w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=['image', 'category', *metric_names])
+            writer.writeheader()
+            writer.writerows(records)
+        protocols = {m: self.opt['val']['metrics'][m].get('protocol', '16bit') for m in metric_names}
+        with open(osp.join(root, f'metrics_{dataset_name}_summary.csv'), 'w', newline='') as f:
+            writer = csv.writer(f)
+            writer.writerow(['group', 'images', *[f'{m} ({protocols[m]})' for m in metric_names]])
+            for group, values in summary.items():
+                count = sum(1 for r in records if group == 'combined' or r['category'] == group)
+                writer.writerow([group, count, *[f'{values[m]:.6f}' for m in metric_names]])
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """As BaseModel.save_network, written atomically (temporary name, then rename)."""
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        save_dict = {}
+        for net_, key in zip(nets, keys, strict=True):
+            state = self.get_bare_model(net_).state_dict()
+            save_dict[key] = {k.removeprefix('module.'): v.cpu() for k, v in state.items()}
+        iter_label = 'latest' if current_iter == -1 else current_iter
+        os.makedirs(self.opt['path']['models'], exist_ok=True)
+        atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{iter_label}.pth'))
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        """As BaseModel.save_training_state (plus the grad scaler), written atomically after the network."""
+        if current_iter == -1:
+            return
+        state = {
+            'epoch': epoch,
+            'iter': current_iter,
+            'optimizers': [o.state_dict() for o in self.optimizers],
+            'schedulers': [s.state_dict() for s in self.schedulers],
+            'grad_scaler': self.grad_scaler.state_dict(),
+        }
+        os.makedirs(self.opt['path']['training_states'], exist_ok=True)
+        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        if resume_state.get('grad_scaler'):
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
