@@ -1,0 +1,519 @@
+"""Synthetic dual-pixel (DP) defocus data: layered scenes, thin-lens blur and DP point spread functions.
+
+The model follows the RDPD description (reference.md, section 4) and is documented in ``docs/synthetic_data.md``.
+A scene is a stack of layers (a slanted background plane and a few foreground shapes), each with a texture, a soft
+mask and a per-pixel signed circle of confusion (CoC). Every layer is blurred by the left and right DP PSFs of its
+quantised CoC and composited back to front; the combined view is the mean of the two views, as a DP sensor adds its
+two photodiodes. Everything is deterministic for a ``(seed, index)`` pair.
+"""
+
+import functools
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy import ndimage
+from tqdm import tqdm
+
+VIEW_FOLDERS = {'left': 'inputL', 'right': 'inputR', 'combined': 'inputC', 'target': 'target'}
+LMDB_NAMES = {'inputL': 'lqL.lmdb', 'inputR': 'lqR.lmdb', 'inputC': 'lqC.lmdb', 'target': 'gt.lmdb'}
+DEFOCUS_FOLDER = 'defocus'
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
+BUILTIN_SOURCE_NAMES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'stereo_motorcycle')
+UINT16_MAX = 65535
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """Thin lens: focal length and f-number in mm units, and the pixel pitch of the rendered image in mm."""
+
+    focal_length_mm: float = 50.0
+    f_number: float = 2.0
+    pixel_pitch_mm: float = 0.1
+
+    def coc_radius_px(self, inverse_depth: np.ndarray, focus_distance_m: float) -> np.ndarray:
+        """Signed CoC radius in pixels: negative in front of the focal plane, positive behind it."""
+        f = self.focal_length_mm
+        focus_mm = focus_distance_m * 1000.0
+        aperture_mm = f / self.f_number
+        inverse_depth_per_mm = np.asarray(inverse_depth, dtype=np.float64) / 1000.0
+        diameter_mm = aperture_mm * f * focus_mm / (focus_mm - f) * (1.0 / focus_mm - inverse_depth_per_mm)
+        return (diameter_mm / (2.0 * self.pixel_pitch_mm)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PsfModel:
+    """DP PSF shape: bright-rim disc (Butterworth high-pass with floor), Gaussian softening, in-focus threshold."""
+
+    rim_floor: float = 0.5
+    rim_order: int = 3
+    rim_cutoff: float = 0.75
+    sigma_px: float = 0.5
+    sigma_per_radius: float = 0.05
+    in_focus_radius: float = 0.5
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Poisson-Gaussian sensor noise on [0, 1] signals: variance = shot_gain * signal + read_std ** 2."""
+
+    shot_gain: float = 0.0
+    read_std: float = 0.0
+
+    @classmethod
+    def from_std(cls, noise_std: float) -> 'NoiseModel':
+        """Noise whose standard deviation at mid-grey (0.5) is ``noise_std``, half shot and half read variance."""
+        return cls(shot_gain=noise_std**2, read_std=noise_std / np.sqrt(2.0))
+
+    @property
+    def enabled(self) -> bool:
+        """True when any noise is added."""
+        return self.shot_gain > 0 or self.read_std > 0
+
+
+@dataclass
+class Layer:
+    """One scene surface: RGB texture (H, W, 3), soft mask (H, W) and signed CoC radius per pixel (H, W)."""
+
+    texture: np.ndarray
+    mask: np.ndarray
+    coc: np.ndarray
+
+
+@dataclass
+class DualPixelSample:
+    """Rendered views and all-in-focus target (H, W, 3, float32 in [0, 1]) plus signed CoC radius map (H, W)."""
+
+    left: np.ndarray
+    right: np.ndarray
+    combined: np.ndarray
+    target: np.ndarray
+    defocus: np.ndarray
+
+
+# ----------------------------------------------------------------------------------------------- point spread functions
+
+
+def psf_half_width(radius: float, psf_model: PsfModel) -> int:
+    """Half width of the PSF grid: the disc plus three Gaussian sigmas and a pixel of margin."""
+    return int(np.ceil(radius + 3.0 * gaussian_sigma(radius, psf_model))) + 1
+
+
+def gaussian_sigma(radius: float, psf_model: PsfModel) -> float:
+    """Standard deviation of the Gaussian that softens a disc of this radius."""
+    return psf_model.sigma_px + psf_model.sigma_per_radius * radius
+
+
+def bright_rim_disc(radius: float, psf_model: PsfModel) -> np.ndarray:
+    """Anti-aliased disc whose brightness rises towards the rim (radial Butterworth high-pass with a floor)."""
+    half = psf_half_width(radius, psf_model)
+    y, x = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float64)
+    rho = np.hypot(x, y)
+    coverage = np.clip(radius + 0.5 - rho, 0.0, 1.0)
+    power = 2 * psf_model.rim_order
+    high_pass = rho**power / (rho**power + (psf_model.rim_cutoff * radius) ** power)
+    rim_weight = psf_model.rim_floor + (1.0 - psf_model.rim_floor) * high_pass
+    return coverage * rim_weight
+
+
+def horizontal_ramp(shape: tuple, radius: float, falling: bool) -> np.ndarray:
+    """Linear ramp from 0 to 1 across the disc diameter (1 to 0 when ``falling``), clipped outside it."""
+    half = shape[1] // 2
+    x = np.arange(-half, half + 1, dtype=np.float64)
+    rising = np.clip((x + radius) / (2.0 * radius), 0.0, 1.0)
+    ramp = 1.0 - rising if falling else rising
+    return np.broadcast_to(ramp, shape)
+
+
+@functools.lru_cache(maxsize=256)
+def dual_pixel_psfs(signed_radius: float, psf_model: PsfModel = PsfModel()) -> tuple:
+    """Left, right and combined PSFs (unit sums) for a signed CoC radius; right = mirror of left, combined = mean."""
+    radius = abs(signed_radius)
+    if radius < psf_model.in_focus_radius:
+        delta = np.ones((1, 1), dtype=np.float32)
+        return read_only(delta), read_only(delta.copy()), read_only(delta.copy())
+    softened = ndimage.gaussian_filter(bright_rim_disc(radius, psf_model), gaussian_sigma(radius, psf_model))
+    behind_focus = signed_radius > 0
+    left = softened * horizontal_ramp(softened.shape, radius, falling=behind_focus)
+    left = (left / left.sum()).astype(np.float32)
+    right = np.ascontiguousarray(left[:, ::-1])
+    combined = (left + right) / 2.0
+    return read_only(left), read_only(right), read_only(combined)
+
+
+def read_only(array: np.ndarray) -> np.ndarray:
+    """Mark an array read-only so cached PSFs cannot be changed by a caller."""
+    array.setflags(write=False)
+    return array
+
+
+def convolve(image: np.ndarray, psf: np.ndarray) -> np.ndarray:
+    """True convolution (not correlation) of an (H, W, C) float32 image with a PSF, reflecting at the borders."""
+    if psf.shape == (1, 1):
+        return image * psf[0, 0]
+    flipped = np.ascontiguousarray(psf[::-1, ::-1])
+    blurred = cv2.filter2D(image, -1, flipped, borderType=cv2.BORDER_REFLECT_101)
+    return blurred.reshape(image.shape)
+
+
+# ---------------------------------------------------------------------------------------------------------- rendering
+
+
+def quantise_coc(coc: np.ndarray, coc_step: float, in_focus_radius: float) -> np.ndarray:
+    """Integer CoC bin per pixel (bin k uses the PSFs of radius k * coc_step); |coc| < in_focus_radius is bin 0."""
+    bins = np.round(coc / coc_step).astype(np.int32)
+    return np.where(np.abs(coc) < in_focus_radius, 0, bins)
+
+
+def blur_layer(layer: Layer, psf_model: PsfModel, coc_step: float) -> tuple:
+    """Premultiplied RGBA of one layer as seen by the left and the right view, each CoC bin with its own PSFs."""
+    bins = quantise_coc(layer.coc, coc_step, psf_model.in_focus_radius)
+    ones = np.ones_like(layer.mask)
+    rgba_and_weight = np.dstack([layer.texture * layer.mask[..., None], layer.mask, ones]).astype(np.float32)
+    left = np.zeros_like(rgba_and_weight)
+    right = np.zeros_like(rgba_and_weight)
+    for coc_bin in np.unique(bins):
+        part = rgba_and_weight * (bins == coc_bin)[..., None]
+        psf_left, psf_right, _ = dual_pixel_psfs(float(coc_bin * coc_step), psf_model)
+        left += convolve(part, psf_left)
+        right += convolve(part, psf_right)
+    return normalise_by_partition(left), normalise_by_partition(right)
+
+
+def normalise_by_partition(blurred: np.ndarray) -> np.ndarray:
+    """Premultiplied RGBA divided by the blurred partition of unity (channel 4), then capped at alpha 1.
+
+    Adjacent CoC bins blur with slightly different (and, for DP views, slightly shifted) PSFs, so their blurred
+    indicators do not add up to exactly 1 along bin seams; dividing by that sum removes the seam lines.
+    """
+    rgba = blurred[..., :4] / np.maximum(blurred[..., 4:], 1e-6)
+    return rgba / np.maximum(rgba[..., 3:], 1.0)
+
+
+def composite_over(below: np.ndarray, premultiplied_rgba: np.ndarray) -> np.ndarray:
+    """Porter-Duff 'over' of a premultiplied RGBA layer onto an RGB image."""
+    return below * (1.0 - premultiplied_rgba[..., 3:]) + premultiplied_rgba[..., :3]
+
+
+def render_layers(layers: list, psf_model: PsfModel = PsfModel(), coc_step: float = 0.5) -> DualPixelSample:
+    """Render layers ordered back to front into left, right, combined, target and the visible CoC map."""
+    height, width = layers[0].mask.shape
+    left = np.zeros((height, width, 3), dtype=np.float32)
+    right = np.zeros_like(left)
+    target = np.zeros_like(left)
+    defocus = np.zeros((height, width), dtype=np.float32)
+    for layer in layers:
+        blurred_left, blurred_right = blur_layer(layer, psf_model, coc_step)
+        left = composite_over(left, blurred_left)
+        right = composite_over(right, blurred_right)
+        sharp = np.dstack([layer.texture * layer.mask[..., None], layer.mask]).astype(np.float32)
+        target = composite_over(target, sharp)
+        rendered_coc = quantise_coc(layer.coc, coc_step, psf_model.in_focus_radius) * np.float32(coc_step)
+        defocus = np.where(layer.mask >= 0.5, rendered_coc, defocus).astype(np.float32)
+    left, right, target = (np.clip(view, 0.0, 1.0) for view in (left, right, target))
+    return DualPixelSample(left, right, (left + right) / 2.0, target, defocus)
+
+
+def add_sensor_noise(sample: DualPixelSample, noise: NoiseModel, rng: np.random.Generator) -> DualPixelSample:
+    """Independent Poisson-Gaussian noise on each photodiode view; the combined view stays their mean."""
+    if not noise.enabled:
+        return sample
+    left, right = (noisy_view(view, noise, rng) for view in (sample.left, sample.right))
+    return DualPixelSample(left, right, (left + right) / 2.0, sample.target, sample.defocus)
+
+
+def noisy_view(view: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> np.ndarray:
+    """One view with shot noise (scaled Poisson) and read noise (Gaussian), clipped to [0, 1]."""
+    signal = view.astype(np.float64)
+    if noise.shot_gain > 0:
+        signal = rng.poisson(signal / noise.shot_gain) * noise.shot_gain
+    signal = signal + rng.normal(0.0, noise.read_std, size=view.shape)
+    return np.clip(signal, 0.0, 1.0).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------ sharp sources
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_sources() -> tuple:
+    """scikit-image's natural colour photographs shipped inside the package (no download), as RGB float32."""
+    from skimage import data
+
+    images = []
+    for name in BUILTIN_SOURCE_NAMES:
+        image = getattr(data, name)()
+        image = image[0] if isinstance(image, tuple) else image
+        images.append(read_only(to_float_rgb(image)))
+    return tuple(images)
+
+
+def to_float_rgb(image: np.ndarray) -> np.ndarray:
+    """RGB float32 in [0, 1] from an 8- or 16-bit grey, RGB or RGBA array."""
+    scale = UINT16_MAX if image.dtype == np.uint16 else 255.0
+    image = image.astype(np.float32) / scale
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def load_source_folder(folder) -> list:
+    """Every image directly inside ``folder`` (sorted by name) as RGB float32; unreadable files are skipped."""
+    images = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if bgr is None:
+            continue
+        if bgr.ndim == 3:
+            bgr = cv2.cvtColor(bgr[..., :3], cv2.COLOR_BGR2RGB)
+        images.append(to_float_rgb(bgr))
+    if not images:
+        raise FileNotFoundError(f'no readable images in {folder}')
+    return images
+
+
+def collect_sources(sources_dir=None, include_builtin: bool = True) -> list:
+    """Built-in photographs followed by the images of an optional user folder."""
+    sources = list(builtin_sources()) if include_builtin else []
+    if sources_dir is not None:
+        sources += load_source_folder(sources_dir)
+    if not sources:
+        raise ValueError('no sharp source images')
+    return sources
+
+
+def random_texture(sources: list, size: tuple, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of a random source, rescaled to ``size`` (H, W) and randomly mirrored."""
+    source = sources[rng.integers(len(sources))]
+    height, width = size
+    source_height, source_width = source.shape[:2]
+    largest_crop_height = min(source_height, source_width * height / width)
+    crop_height = max(1, int(largest_crop_height * rng.uniform(0.3, 1.0)))
+    crop_width = max(1, min(source_width, int(round(crop_height * width / height))))
+    top = rng.integers(source_height - crop_height + 1)
+    left = rng.integers(source_width - crop_width + 1)
+    crop = source[top : top + crop_height, left : left + crop_width]
+    shrinking = crop.shape[0] > height
+    texture = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    texture = np.clip(texture, 0.0, 1.0)
+    return texture[:, ::-1] if rng.random() < 0.5 else texture
+
+
+# --------------------------------------------------------------------------------------------------------- scene model
+
+
+def random_mask(size: tuple, rng: np.random.Generator) -> np.ndarray:
+    """A soft-edged random shape: an ellipse, a star-shaped polygon or a smooth blob."""
+    kind = rng.integers(3)
+    if kind == 2:
+        return blob_mask(size, rng)
+    canvas = np.zeros(size, dtype=np.uint8)
+    height, width = size
+    centre = rng.uniform(0.2, 0.8, size=2) * (width, height)
+    extent = rng.uniform(0.12, 0.35) * min(height, width)
+    if kind == 0:
+        axes = extent * rng.uniform(0.5, 1.0, size=2)
+        box = (tuple(centre), tuple(2 * axes), float(rng.uniform(0, 180)))
+        cv2.ellipse(canvas, box, 255, thickness=-1, lineType=cv2.LINE_AA)
+    else:
+        cv2.fillPoly(canvas, [star_polygon(centre, extent, rng)], 255, lineType=cv2.LINE_AA, shift=4)
+    return canvas.astype(np.float32) / 255.0
+
+
+def star_polygon(centre: np.ndarray, extent: float, rng: np.random.Generator) -> np.ndarray:
+    """Vertices (fixed point, 4 fractional bits) of a random star-shaped polygon around ``centre``."""
+    count = rng.integers(5, 12)
+    angles = np.sort(rng.uniform(0, 2 * np.pi, size=count))
+    radii = extent * rng.uniform(0.4, 1.0, size=count)
+    points = centre + radii[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return np.round(points * 16).astype(np.int32)
+
+
+def blob_mask(size: tuple, rng: np.random.Generator) -> np.ndarray:
+    """Smooth random blob: low-pass filtered noise thresholded with a one-pixel soft edge."""
+    smoothness = 0.08 * min(size)
+    field = ndimage.gaussian_filter(rng.standard_normal(size), smoothness, mode='wrap')
+    field = field / (field.std() + 1e-12)
+    threshold = rng.uniform(0.5, 1.2)
+    gradient = np.hypot(*np.gradient(field)) + 1e-6
+    return np.clip(0.5 + (field - threshold) / gradient, 0.0, 1.0).astype(np.float32)
+
+
+def inverse_depth_plane(size: tuple, centre: float, tilt: np.ndarray) -> np.ndarray:
+    """Inverse depth (1/m) of a 3D plane: affine in image coordinates; ``tilt`` = change across the frame (x, y)."""
+    height, width = size
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    plane = centre + tilt[0] * (x / max(width - 1, 1) - 0.5) + tilt[1] * (y / max(height - 1, 1) - 0.5)
+    return np.maximum(plane, 0.02)
+
+
+@dataclass(frozen=True)
+class SceneRanges:
+    """Sampling ranges for scenes, in inverse depth (1/m, dioptres) and counts."""
+
+    background_inverse_depth: tuple = (0.05, 0.6)
+    nearest_inverse_depth: float = 2.0
+    foreground_layers: tuple = (1, 3)
+    random_focus_inverse_depth: tuple = (0.25, 1.25)
+    focus_on_scene_probability: float = 0.7
+
+
+def random_scene(
+    rng: np.random.Generator, size: tuple, sources: list, camera: CameraModel, ranges: SceneRanges = SceneRanges()
+) -> list:
+    """Layers back to front: a slanted background plane and foreground shapes, with CoC for a random focus."""
+    background_centre = rng.uniform(*ranges.background_inverse_depth)
+    depths = [inverse_depth_plane(size, background_centre, rng.uniform(-0.5, 0.5, size=2) * background_centre)]
+    masks = [np.ones(size, dtype=np.float32)]
+    layer_count = rng.integers(ranges.foreground_layers[0], ranges.foreground_layers[1] + 1)
+    centres = np.sort(rng.uniform(background_centre + 0.1, ranges.nearest_inverse_depth, size=layer_count))
+    for centre in centres:
+        tilt = rng.uniform(-0.2, 0.2, size=2) if rng.random() < 0.5 else np.zeros(2)
+        depths.append(inverse_depth_plane(size, centre, tilt))
+        masks.append(random_mask(size, rng))
+    focus_distance = 1.0 / focus_inverse_depth(depths, masks, rng, ranges)
+    return [
+        Layer(random_texture(sources, size, rng), mask, camera.coc_radius_px(depth, focus_distance))
+        for depth, mask in zip(depths, masks, strict=True)
+    ]
+
+
+def focus_inverse_depth(depths: list, masks: list, rng: np.random.Generator, ranges: SceneRanges) -> float:
+    """Autofocus on a random visible pixel most of the time, otherwise a random focus distance."""
+    if rng.random() >= ranges.focus_on_scene_probability:
+        return float(rng.uniform(*ranges.random_focus_inverse_depth))
+    visible = depths[0].copy()
+    for depth, mask in zip(depths[1:], masks[1:], strict=True):
+        visible = np.where(mask >= 0.5, depth, visible)
+    row, column = rng.integers(visible.shape[0]), rng.integers(visible.shape[1])
+    return float(visible[row, column])
+
+
+def generate_sample(
+    seed: int,
+    index: int,
+    size,
+    sources: list,
+    camera: CameraModel = CameraModel(),
+    psf_model: PsfModel = PsfModel(),
+    noise: NoiseModel = NoiseModel(),
+    coc_step: float = 0.5,
+) -> DualPixelSample:
+    """One random scene rendered as a DP sample; the same (seed, index) always gives the same arrays."""
+    rng = np.random.default_rng([seed, index])
+    layers = random_scene(rng, as_size(size), sources, camera)
+    return add_sensor_noise(render_layers(layers, psf_model, coc_step), noise, rng)
+
+
+def as_size(size) -> tuple:
+    """(H, W) from an int (square) or a pair."""
+    if isinstance(size, int | np.integer):
+        return int(size), int(size)
+    height, width = size
+    return int(height), int(width)
+
+
+# --------------------------------------------------------------------------------------------------------------- files
+
+
+def to_uint16_bgr(rgb: np.ndarray) -> np.ndarray:
+    """16-bit BGR array (cv2's channel order) from an RGB float image in [0, 1]."""
+    return np.round(np.clip(rgb[..., ::-1], 0.0, 1.0) * UINT16_MAX).astype(np.uint16)
+
+
+def write_bytes_atomically(path: Path, payload: bytes) -> None:
+    """Write to a temporary name next to ``path`` and rename it, so no reader sees a half-written file."""
+    temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    temporary.write_bytes(payload)
+    os.replace(temporary, path)
+
+
+def write_png16(path: Path, rgb: np.ndarray) -> None:
+    """Save an RGB float image as a 16-bit PNG."""
+    ok, encoded = cv2.imencode('.png', to_uint16_bgr(rgb))
+    if not ok:
+        raise OSError(f'PNG encoding failed for {path}')
+    write_bytes_atomically(path, encoded.tobytes())
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """Save an array in NumPy's .npy format."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    write_bytes_atomically(path, buffer.getvalue())
+
+
+def write_sample(out: Path, name: str, sample: DualPixelSample) -> None:
+    """The four views as 16-bit PNGs and the signed CoC radius map as float32 .npy."""
+    for attribute, folder in VIEW_FOLDERS.items():
+        write_png16(out / folder / f'{name}.png', getattr(sample, attribute))
+    write_npy(out / DEFOCUS_FOLDER / f'{name}.npy', sample.defocus)
+
+
+def remove_stale_samples(out: Path, count: int) -> None:
+    """Delete numbered samples left over from an earlier, larger run so every folder holds exactly ``count``."""
+    for folder in [*VIEW_FOLDERS.values(), DEFOCUS_FOLDER]:
+        for path in (out / folder).iterdir():
+            if path.stem.isdigit() and int(path.stem) >= count and path.suffix in ('.png', '.npy'):
+                path.unlink()
+
+
+def write_lmdbs(out: Path, names: list) -> None:
+    """BasicSR LMDBs (lqL, lqR, lqC, gt) of the written PNGs; 16-bit values are kept (PNG-encoded, unchanged)."""
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+    for folder, lmdb_name in LMDB_NAMES.items():
+        final = out / lmdb_name
+        partial = out / f'{Path(lmdb_name).stem}.partial.lmdb'
+        shutil.rmtree(partial, ignore_errors=True)
+        make_lmdb_from_imgs(str(out / folder), str(partial), [f'{name}.png' for name in names], names)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+
+
+def generate_dataset(
+    out,
+    count: int,
+    size=128,
+    seed: int = 0,
+    sources_dir=None,
+    noise_std: float = 0.0,
+    camera: CameraModel = CameraModel(),
+    psf_model: PsfModel = PsfModel(),
+    coc_step: float = 0.5,
+    write_lmdb: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write ``count`` samples under ``out`` (inputL/, inputR/, inputC/, target/, defocus/) and return ``out``."""
+    out = Path(out)
+    for folder in [*VIEW_FOLDERS.values(), DEFOCUS_FOLDER]:
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    sources = collect_sources(sources_dir)
+    noise = NoiseModel.from_std(noise_std)
+    names = [f'{index:06d}' for index in range(count)]
+    for index, name in enumerate(tqdm(names, desc='synthetic DP', unit='sample', disable=not progress)):
+        sample = generate_sample(seed, index, size, sources, camera, psf_model, noise, coc_step)
+        write_sample(out, name, sample)
+    remove_stale_samples(out, count)
+    settings = {
+        'count': count,
+        'size': list(as_size(size)),
+        'seed': seed,
+        'sources_dir': None if sources_dir is None else str(sources_dir),
+        'noise': asdict(noise),
+        'camera': asdict(camera),
+        'psf': asdict(psf_model),
+        'coc_step': coc_step,
+        'defocus': 'float32 .npy, signed CoC radius in pixels (negative: in front of focus)',
+    }
+    write_bytes_atomically(out / 'synthetic_dp.json', json.dumps(settings, indent=2).encode())
+    if write_lmdb:
+        write_lmdbs(out, names)
+    return out
