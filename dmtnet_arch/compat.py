@@ -88,6 +88,26 @@ def load_resume_state_from_root(opt: dict):
     return resume_state
 
 
+def keep_yaml_schedule_on_resume(resume_training):
+    """Broken: ``BaseModel.resume_training`` restores each scheduler's saved state, periods included, so raising
+    ``total_iter`` (and the periods) in the YAML and resuming crashes CosineAnnealingRestartLR with
+    "list indices must be integers or slices, not NoneType" once the old periods run out. After loading, put the
+    YAML's periods, restart weights and eta_min back: the option file decides the schedule, the state the position."""
+
+    def resume_with_yaml_schedule(self, resume_state):
+        resume_training(self, resume_state)
+        scheduler_opt = self.opt.get('train', {}).get('scheduler', {})
+        for scheduler in self.schedulers:
+            if hasattr(scheduler, 'cumulative_period') and 'periods' in scheduler_opt:
+                scheduler.periods = list(scheduler_opt['periods'])
+                scheduler.restart_weights = list(scheduler_opt.get('restart_weights', [1] * len(scheduler.periods)))
+                scheduler.eta_min = scheduler_opt.get('eta_min', scheduler.eta_min)
+                scheduler.cumulative_period = [sum(scheduler.periods[: i + 1]) for i in range(len(scheduler.periods))]
+
+    resume_with_yaml_schedule.keeps_yaml_schedule = True
+    return resume_with_yaml_schedule
+
+
 def apply():
     """Fixes that must be in place before basicsr's own code runs."""
     provide_torchvision_functional_tensor()
@@ -97,7 +117,10 @@ def apply():
 def patch_basicsr():
     """Fixes to functions of an imported basicsr, looked up by name at call time."""
     import basicsr.train
+    from basicsr.models.base_model import BaseModel
     from basicsr.utils import dist_util
 
     dist_util._init_dist_pytorch = init_dist_pytorch_on_any_device
     basicsr.train.load_resume_state = load_resume_state_from_root
+    if not getattr(BaseModel.resume_training, 'keeps_yaml_schedule', False):
+        BaseModel.resume_training = keep_yaml_schedule_on_resume(BaseModel.resume_training)

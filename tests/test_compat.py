@@ -1,5 +1,6 @@
 """Each fix in dmtnet_arch/compat.py, and the start-up hook, shown against a plain BasicSR 1.4.2."""
 
+import math
 import subprocess
 import sys
 
@@ -46,3 +47,33 @@ def test_installed_startup_hook_registers_the_plugin_when_basicsr_comes_first(tm
     result = run_python(code, cwd=tmp_path)  # outside the checkout: the installed copy and its .pth
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'dmtnet_arch.archs.dmtnet_arch'
+
+
+def test_resume_follows_the_yaml_schedule_when_total_iter_grows():
+    import types
+
+    import torch
+    from basicsr.models.base_model import BaseModel
+    from basicsr.models.lr_scheduler import CosineAnnealingRestartLR
+
+    import dmtnet_arch  # noqa: F401  (patches BaseModel.resume_training)
+
+    def optimizer_and_scheduler(periods):
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        return optimizer, CosineAnnealingRestartLR(optimizer, periods=periods, restart_weights=[1], eta_min=0)
+
+    old_optimizer, old_scheduler = optimizer_and_scheduler([10])
+    for _ in range(10):
+        old_optimizer.step()
+        old_scheduler.step()
+    state = {'optimizers': [old_optimizer.state_dict()], 'schedulers': [old_scheduler.state_dict()]}
+
+    optimizer, scheduler = optimizer_and_scheduler([20])
+    model = types.SimpleNamespace(optimizers=[optimizer], schedulers=[scheduler],
+                                  opt={'train': {'scheduler': {'periods': [20], 'restart_weights': [1]}}})  # fmt: skip
+    BaseModel.resume_training(model, state)
+    assert scheduler.last_epoch == 10
+    optimizer.step()
+    scheduler.step()  # crashes with the saved periods [10]: step 11 lies past them
+    expected = 0.5 * (1 + math.cos(math.pi * 11 / 20))
+    assert optimizer.param_groups[0]['lr'] == pytest.approx(expected)
