@@ -75,6 +75,7 @@ class DualPixelModel(SRModel):
     """
 
     def init_training_settings(self):
+        self.check_crop_size()
         super().init_training_settings()
         train_opt = self.opt['train']
         self.grad_clip = train_opt.get('grad_clip')
@@ -87,6 +88,17 @@ class DualPixelModel(SRModel):
             raise ValueError('train: amp fp16 needs a GPU; use bf16 or leave amp out on CPU')
         self.amp_dtype = AMP_DTYPES.get(amp) if amp else None
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=amp == 'fp16')
+
+    def check_crop_size(self):
+        """Training crops smaller than the network's working size would be mostly padding: refuse them."""
+        multiple = getattr(self.get_bare_model(self.net_g), 'size_multiple', 1)
+        gt_size = self.opt.get('datasets', {}).get('train', {}).get('gt_size')
+        if gt_size is not None and gt_size < multiple:
+            raise ValueError(
+                f'datasets: train: gt_size {gt_size} is smaller than the {multiple} x {multiple} pixels '
+                f'{type(self.get_bare_model(self.net_g)).__name__} works on (patch size x window size); the crops '
+                f'would be mostly padding. Use gt_size >= {multiple}.'
+            )
 
     def model_to_device(self, net):
         """As BaseModel, but DDP on CPU too (gloo): no device_ids when there is no GPU."""
