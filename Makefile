@@ -24,7 +24,7 @@ $(STAMP): $(SOURCES)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/complexity.py
+	$(PY) scripts/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

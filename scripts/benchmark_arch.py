@@ -58,7 +58,11 @@ def main():
         conv = nn.Conv2d(64, 64, 3, padding=1).to(device)
         conv_seconds = median_seconds(conv, torch.rand(1, 64, size, size, device=device), args.repeats * 3)
         conv_rate = 64 * 64 * 9 * size * size / conv_seconds
-        print(f'Conv2d(64, 64, 3): {conv_seconds * 1e3:.1f} ms, {conv_rate / 1e9:.1f} GMAC/s')
+        print(f'Conv2d(64, 64, 3) at {size}x{size}: {conv_seconds * 1e3:.1f} ms, {conv_rate / 1e9:.1f} GMAC/s')
+        quarter = size // 4  # where DMTNet's DMSSRMs work: a context line, not the reference
+        quarter_seconds = median_seconds(conv, torch.rand(1, 64, quarter, quarter, device=device), args.repeats * 9)
+        quarter_rate = 64 * 64 * 9 * quarter * quarter / quarter_seconds
+        print(f'Conv2d(64, 64, 3) at {quarter}x{quarter} (for context): {quarter_rate / 1e9:.1f} GMAC/s')
         print('| variant | forward (ms) | GMACs | GMAC/s | fraction of conv rate |')
         print('|---|---|---|---|---|')
         for variant in args.variants:

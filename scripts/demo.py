@@ -113,7 +113,7 @@ def write_side_by_side(test_dataset: DualPixelDataset, visualization: Path, out_
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--train-minutes', type=float, default=6.0, help='training time budget (default 6)')
+    parser.add_argument('--train-minutes', type=float, default=7.0, help='training time budget (default 7)')
     parser.add_argument('--train-count', type=int, default=64)
     parser.add_argument('--test-count', type=int, default=12)
     parser.add_argument('--size', type=int, default=128)
