@@ -112,6 +112,18 @@ def dataset_opt(name: str, root: Path, **extra) -> dict:
     }
 
 
+def common_options(name: str) -> dict:
+    """The top-level keys every option file of these tests shares."""
+    return {
+        'name': name,
+        'model_type': 'DualPixelModel',
+        'scale': 1,
+        'num_gpu': 'auto',
+        'manual_seed': 0,
+        'network_g': dict(NETWORK),
+    }
+
+
 def train_options(name: str, data: Path, total_iter: int, save_freq: int, batch: int = 2, **train_extra) -> dict:
     """Deterministic data: the crop is the whole image, no flips, no shuffling (the sampler's order is by epoch)."""
     train_set = dataset_opt(
@@ -128,13 +140,8 @@ def train_options(name: str, data: Path, total_iter: int, save_freq: int, batch:
         prefetch_mode=None,
     )
     return {
-        'name': name,
-        'model_type': 'DualPixelModel',
-        'scale': 1,
-        'num_gpu': 'auto',
-        'manual_seed': 0,
+        **common_options(name),
         'datasets': {'train': train_set},
-        'network_g': dict(NETWORK),
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
         'train': {
             'ema_decay': 0,
@@ -154,13 +161,8 @@ def train_options(name: str, data: Path, total_iter: int, save_freq: int, batch:
 
 def eval_options(name: str, data: Path, checkpoint: Path | None, save_img: bool = False, **data_extra) -> dict:
     return {
-        'name': name,
-        'model_type': 'DualPixelModel',
-        'scale': 1,
-        'num_gpu': 'auto',
-        'manual_seed': 0,
+        **common_options(name),
         'datasets': {'test_1': dataset_opt('tiny_test', data, **data_extra)},
-        'network_g': dict(NETWORK),
         'path': {'pretrain_network_g': None if checkpoint is None else str(checkpoint), 'strict_load_g': True},
         'val': {
             'save_img': save_img,
