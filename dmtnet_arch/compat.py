@@ -108,6 +108,65 @@ def keep_yaml_schedule_on_resume(resume_training):
     return resume_with_yaml_schedule
 
 
+def atomic_torch_save(obj, path: str):
+    """torch.save to a temporary name beside ``path``, then rename: a kill leaves the old file or the new one."""
+    import torch
+
+    tmp_path = f'{path}.tmp{os.getpid()}'
+    torch.save(obj, tmp_path)
+    os.replace(tmp_path, path)
+
+
+def save_network_atomically(self, net, net_label, current_iter, param_key='params'):
+    """Broken: ``BaseModel.save_network`` writes the checkpoint in place, so a kill mid-write leaves a truncated
+    ``net_g_<iter>.pth`` that resuming then fails on. Same content, written by :func:`atomic_torch_save`, by rank 0."""
+    if self.opt.get('rank', 0) != 0:
+        return
+    nets = net if isinstance(net, list) else [net]
+    keys = param_key if isinstance(param_key, list) else [param_key]
+    save_dict = {}
+    for net_, key in zip(nets, keys, strict=True):
+        state = self.get_bare_model(net_).state_dict()
+        save_dict[key] = {k.removeprefix('module.'): v.cpu() for k, v in state.items()}
+    iter_label = 'latest' if current_iter == -1 else current_iter
+    os.makedirs(self.opt['path']['models'], exist_ok=True)
+    atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{iter_label}.pth'))
+
+
+def save_training_state_atomically(self, epoch, current_iter):
+    """Broken: ``BaseModel.save_training_state`` writes in place (a kill leaves a truncated ``.state``). Same content,
+    plus the model's ``extra_training_state()`` when it has one, written atomically by rank 0. BasicSR saves it
+    after the networks, so a complete state always has its network files."""
+    if current_iter == -1 or self.opt.get('rank', 0) != 0:
+        return
+    state = {
+        'epoch': epoch,
+        'iter': current_iter,
+        'optimizers': [o.state_dict() for o in self.optimizers],
+        'schedulers': [s.state_dict() for s in self.schedulers],
+    }
+    if hasattr(self, 'extra_training_state'):
+        state.update(self.extra_training_state())
+    os.makedirs(self.opt['path']['training_states'], exist_ok=True)
+    atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+
+def model_to_device_on_any_device(model_to_device):
+    """Broken: ``BaseModel.model_to_device`` wraps DDP with ``device_ids=[torch.cuda.current_device()]``, which fails
+    on a CPU-only machine. Without a GPU, wrap with no device ids (gloo); otherwise BasicSR's own code."""
+
+    def to_device(self, net):
+        if not self.opt['dist'] or self.device.type == 'cuda':
+            return model_to_device(self, net)
+        from torch.nn.parallel import DistributedDataParallel
+
+        find_unused = self.opt.get('find_unused_parameters', False)
+        return DistributedDataParallel(net.to(self.device), device_ids=None, find_unused_parameters=find_unused)
+
+    to_device.runs_on_any_device = True
+    return to_device
+
+
 def apply():
     """Fixes that must be in place before basicsr's own code runs."""
     provide_torchvision_functional_tensor()
@@ -124,3 +183,7 @@ def patch_basicsr():
     basicsr.train.load_resume_state = load_resume_state_from_root
     if not getattr(BaseModel.resume_training, 'keeps_yaml_schedule', False):
         BaseModel.resume_training = keep_yaml_schedule_on_resume(BaseModel.resume_training)
+    if not getattr(BaseModel.model_to_device, 'runs_on_any_device', False):
+        BaseModel.model_to_device = model_to_device_on_any_device(BaseModel.model_to_device)
+    BaseModel.save_network = save_network_atomically
+    BaseModel.save_training_state = save_training_state_atomically

@@ -77,3 +77,34 @@ def test_resume_follows_the_yaml_schedule_when_total_iter_grows():
     scheduler.step()  # crashes with the saved periods [10]: step 11 lies past them
     expected = 0.5 * (1 + math.cos(math.pi * 11 / 20))
     assert optimizer.param_groups[0]['lr'] == pytest.approx(expected)
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    import types
+
+    import torch
+    from basicsr.models.base_model import BaseModel
+
+    import dmtnet_arch  # noqa: F401  (patches BaseModel's save methods)
+
+    net = torch.nn.Linear(2, 2)
+    model = types.SimpleNamespace(opt={'rank': 0, 'path': {'models': str(tmp_path)}}, get_bare_model=lambda n: n)
+    BaseModel.save_network(model, net, 'net_g', -1)
+    target = tmp_path / 'net_g_latest.pth'
+    saved = torch.load(target, weights_only=True)['params']
+
+    real_save = torch.save
+
+    def killed_mid_write(obj, path, *args, **kwargs):
+        with open(path, 'wb') as f:
+            f.write(b'PK\x03\x04 truncated')
+        raise OSError('killed while writing')
+
+    monkeypatch.setattr(torch, 'save', killed_mid_write)
+    with torch.no_grad():
+        net.weight.add_(1)
+    with pytest.raises(OSError, match='killed while writing'):
+        BaseModel.save_network(model, net, 'net_g', -1)
+    monkeypatch.setattr(torch, 'save', real_save)
+    intact = torch.load(target, weights_only=True)['params']  # the last good checkpoint is still loadable
+    torch.testing.assert_close(intact['weight'], saved['weight'])

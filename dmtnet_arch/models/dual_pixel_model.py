@@ -14,17 +14,9 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-def atomic_torch_save(obj, path: str):
-    """torch.save to a temporary name beside ``path``, then rename: a kill leaves the old file or the new one."""
-    tmp_path = f'{path}.tmp{os.getpid()}'
-    torch.save(obj, tmp_path)
-    os.replace(tmp_path, path)
 
 
 def write_png16(img: torch.Tensor, path: str):
@@ -99,16 +91,6 @@ class DualPixelModel(SRModel):
                 f'{type(self.get_bare_model(self.net_g)).__name__} works on (patch size x window size); the crops '
                 f'would be mostly padding. Use gt_size >= {multiple}.'
             )
-
-    def model_to_device(self, net):
-        """As BaseModel, but DDP on CPU too (gloo): no device_ids when there is no GPU."""
-        if not self.opt['dist']:
-            return super().model_to_device(net)
-        net = net.to(self.device)
-        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
-        return DistributedDataParallel(
-            net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
-        )
 
     def feed_data(self, data):
         super().feed_data(data)
@@ -243,33 +225,9 @@ class DualPixelModel(SRModel):
                 count = sum(1 for r in records if group == 'combined' or r['category'] == group)
                 writer.writerow([group, count, *[f'{values[m]:.6f}' for m in metric_names]])
 
-    @master_only
-    def save_network(self, net, net_label, current_iter, param_key='params'):
-        """As BaseModel.save_network, written atomically (temporary name, then rename)."""
-        nets = net if isinstance(net, list) else [net]
-        keys = param_key if isinstance(param_key, list) else [param_key]
-        save_dict = {}
-        for net_, key in zip(nets, keys, strict=True):
-            state = self.get_bare_model(net_).state_dict()
-            save_dict[key] = {k.removeprefix('module.'): v.cpu() for k, v in state.items()}
-        iter_label = 'latest' if current_iter == -1 else current_iter
-        os.makedirs(self.opt['path']['models'], exist_ok=True)
-        atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{iter_label}.pth'))
-
-    @master_only
-    def save_training_state(self, epoch, current_iter):
-        """As BaseModel.save_training_state (plus the grad scaler), written atomically after the network."""
-        if current_iter == -1:
-            return
-        state = {
-            'epoch': epoch,
-            'iter': current_iter,
-            'optimizers': [o.state_dict() for o in self.optimizers],
-            'schedulers': [s.state_dict() for s in self.schedulers],
-            'grad_scaler': self.grad_scaler.state_dict(),
-        }
-        os.makedirs(self.opt['path']['training_states'], exist_ok=True)
-        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+    def extra_training_state(self) -> dict:
+        """Saved with the optimizers and schedulers (compat's atomic save_training_state): the grad scaler."""
+        return {'grad_scaler': self.grad_scaler.state_dict()} if hasattr(self, 'grad_scaler') else {}
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
