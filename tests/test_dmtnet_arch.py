@@ -80,12 +80,12 @@ def test_structural_numbers_can_be_given_explicitly():
 
 def reference_window_attention(attn: WindowAttention, windows, shift_mask):
     """softmax(Q K^T / sqrt(d) + B + M) V written out by hand."""
-    q, k, v = attn.project_qkv(windows)
+    n, nw, t, c = windows.shape
+    q, k, v = (x.view(n, nw, *x.shape[1:]) for x in attn.project_qkv(windows))  # (N, nW, heads, T, d)
     logits = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) + attn.relative_position_bias()
     if shift_mask is not None:
         logits = logits + shift_mask[:, None]
     out = torch.softmax(logits, dim=-1) @ v
-    n, nw, t, c = windows.shape
     return attn.proj(out.transpose(2, 3).reshape(n, nw, t, c))
 
 
@@ -101,6 +101,16 @@ def test_sdpa_window_attention_equals_plain_softmax(shifted):
         fused = attn(windows, mask)
         plain = reference_window_attention(attn, windows, mask)
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_window_attention_runs_the_fused_cpu_kernel():
+    attn = WindowAttention(dim=96, window_size=8, num_heads=3).eval()
+    windows = window_partition(torch.randn(2, 16, 16, 96), 8)
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        attn(windows, shifted_window_mask(16, 16, 8, 4))
+    kernels = {event.key for event in prof.key_averages() if 'scaled_dot_product' in event.key}
+    assert 'aten::_scaled_dot_product_flash_attention_for_cpu' in kernels, kernels
+    assert not any('math' in kernel for kernel in kernels), kernels
 
 
 def test_shifted_windows_do_not_mix_wrapped_regions():

@@ -87,24 +87,24 @@ class WindowAttention(nn.Module):
         return bias.view(tokens, tokens, self.num_heads).permute(2, 0, 1)
 
     def project_qkv(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, nW, T, C) -> three (N, nW, heads, T, C / heads) tensors."""
+        """(N, nW, T, C) -> three (N * nW, heads, T, C / heads) tensors: the 4-D layout fused SDPA kernels take."""
         n, nw, t, c = windows.shape
-        qkv = self.qkv(windows).view(n, nw, t, 3, self.num_heads, c // self.num_heads)
-        return qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)
+        qkv = self.qkv(windows).view(n * nw, t, 3, self.num_heads, c // self.num_heads)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)
 
-    def attention_mask(self, shift_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-        """Relative position bias, plus the shifted-window mask when there is one: (heads or nW x heads, T, T)."""
+    def attention_mask(self, shift_mask: torch.Tensor | None, batch: int, dtype: torch.dtype) -> torch.Tensor:
+        """Relative position bias (heads, T, T), plus the shift mask repeated per image: (N * nW, heads, T, T)."""
         mask = self.relative_position_bias()
         if shift_mask is not None:
-            mask = mask[None] + shift_mask[:, None]
+            mask = (mask[None] + shift_mask[:, None]).repeat(batch, 1, 1, 1)
         return mask.to(dtype)
 
     def forward(self, windows: torch.Tensor, shift_mask: torch.Tensor | None = None) -> torch.Tensor:
         n, nw, t, c = windows.shape
         q, k, v = self.project_qkv(windows)
-        mask = self.attention_mask(shift_mask, q.dtype)
+        mask = self.attention_mask(shift_mask, n, q.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(out.transpose(2, 3).reshape(n, nw, t, c))
+        return self.proj(out.transpose(1, 2).reshape(n, nw, t, c))
 
 
 class Mlp(nn.Module):
@@ -346,6 +346,8 @@ class DMTNet(nn.Module):
             raise ValueError(f"feature_extractor must be 'transformer' or 'cnn', got {feature_extractor!r}")
         if feature_extractor == 'cnn' and patch_size != 4:
             raise ValueError('feature_extractor cnn down-samples by 4 (two stride-2 convs); patch_size must be 4')
+        if input_residual and (in_channels != 6 or out_channels != 3):
+            raise ValueError('input_residual adds the mean of the two views: it needs in_channels 6, out_channels 3')
         self.in_channels = in_channels
         self.input_residual = input_residual
         num_dmssrm = VARIANT_DMSSRMS[variant] if num_dmssrm is None else num_dmssrm
