@@ -110,11 +110,9 @@ def keep_yaml_schedule_on_resume(resume_training):
 
 def atomic_torch_save(obj, path: str):
     """torch.save to a temporary name beside ``path``, then rename: a kill leaves the old file or the new one."""
-    import torch
+    from dmtnet_arch.atomic_io import save_torch_atomically  # not at module level: loaded before basicsr exists
 
-    tmp_path = f'{path}.tmp{os.getpid()}'
-    torch.save(obj, tmp_path)
-    os.replace(tmp_path, path)
+    save_torch_atomically(obj, path)
 
 
 def save_network_atomically(self, net, net_label, current_iter, param_key='params'):

@@ -102,7 +102,7 @@ def write_side_by_side(test_dataset: DualPixelDataset, visualization: Path, out_
     """input | DMTNet | target strips (8-bit PNG for viewing; the 16-bit outputs stay in ``visualization``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for sample in test_dataset:
-        name = Path(sample['gt_path']).stem
+        name = sample['name']
         output = read_png16(visualization / f'{name}_{suffix}.png')
         strip = np.concatenate(
             [sample['lqC'].permute(1, 2, 0).numpy(), output, sample['gt'].permute(1, 2, 0).numpy()], 1

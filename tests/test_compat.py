@@ -108,3 +108,4 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, 'save', real_save)
     intact = torch.load(target, weights_only=True)['params']  # the last good checkpoint is still loadable
     torch.testing.assert_close(intact['weight'], saved['weight'])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['net_g_latest.pth']  # no temporary file left behind

@@ -71,3 +71,12 @@ def test_missing_parameter_key_is_named(pair_and_weights):
     folder, net = pair_and_weights
     with pytest.raises(KeyError, match=r'net\.pth: no params_ema in the checkpoint'):
         load_script().load_weights(net, str(folder / 'net.pth'), 'params_ema')
+
+
+def test_output_name_without_a_folder_is_written_in_the_working_directory(pair_and_weights, monkeypatch):
+    folder, _ = pair_and_weights
+    monkeypatch.chdir(folder)
+    load_script().main(['--left', 'L.png', '--right', 'R.png', '--weights', 'net.pth', '--opt', 'net.yml',
+                        '--out', 'IMG_sharp.png', '--device', 'cpu'])  # fmt: skip
+    assert cv2.imread('IMG_sharp.png', cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    assert not [p for p in folder.iterdir() if p.name.startswith('.')]

@@ -126,3 +126,18 @@ def test_unknown_protocol_is_a_value_error(metric):
     img = random_image(10)
     with pytest.raises(ValueError, match="Unknown metric protocol '12bit'.*16bit, 8bit, float"):
         metric(img, img, protocol='12bit')
+
+
+def test_8bit_protocol_reads_the_target_as_opencv_reads_a_16bit_png():
+    # cv2.imread's 8-bit default keeps the top byte: 16-bit level 511 -> 1, while the output is rounded: 511 -> 2
+    gt = np.full((H, W, 3), 511 / 65535)
+    assert calculate_dp_mae(gt, gt.copy(), protocol='8bit') == pytest.approx(1 / 255, abs=1e-15)
+    assert calculate_dp_mae(gt, gt.copy(), protocol='16bit') == 0.0
+
+
+@pytest.mark.parametrize('options', [{'protocl': '8bit'}, {'crop_border': 4}, {'test_y_channel': True}])
+def test_unknown_metric_options_are_errors_not_silently_dropped(options):
+    gt = np.full((H, W, 3), 0.5)
+    with pytest.raises(ValueError, match='Unknown metric options'):
+        calculate_dp_psnr(gt, gt, **options)
+    assert calculate_dp_psnr(gt + 0.01, gt, better='higher') < math.inf  # BasicSR's own key is accepted

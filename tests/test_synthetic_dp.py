@@ -8,6 +8,7 @@ import lmdb
 import numpy as np
 import pytest
 
+from dmtnet_arch.atomic_io import TEMP_SUFFIX
 from dmtnet_arch.data import synthetic_dp as sdp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -230,7 +231,7 @@ def test_rerun_with_fewer_samples_removes_stale_ones(tmp_path):
     sdp.generate_dataset(tmp_path, 2, 24, progress=False)
     for folder in sdp.VIEW_FOLDERS.values():
         assert sorted(path.name for path in (tmp_path / folder).iterdir()) == ['000000.png', '000001.png']
-    assert not list(tmp_path.rglob('*.tmp'))
+    assert not list(tmp_path.rglob(f'*{TEMP_SUFFIX}'))
 
 
 def test_lmdb_holds_the_same_16_bit_images(tmp_path):

@@ -34,6 +34,7 @@ import yaml
 import dmtnet_arch  # noqa: F401  (registers the plugin in basicsr's registries)
 from dmtnet_arch import compat
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
+from dmtnet_arch.atomic_io import TEMP_SUFFIX
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,7 +210,7 @@ def load_params(path: Path) -> dict:
 
 
 def temp_files(folder: Path) -> list:
-    return [p for p in folder.rglob('*') if '.tmp' in p.name]
+    return [p for p in folder.rglob('*') if p.name.endswith(TEMP_SUFFIX)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -4,18 +4,17 @@ Used by ``scripts/prepare_dpdd.py``; the sharpness measure is defined in ``docs/
 """
 
 import math
-import os
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from dmtnet_arch.atomic_io import TEMP_SUFFIX, write_png
 from dmtnet_arch.data.dual_pixel_io import check_views_match, read_image, to_float
 
 SOBEL_KERNEL_SIZES = (3, 7, 11, 15)
 VIEW_FOLDERS = {'left': 'inputL', 'right': 'inputR', 'target': 'target', 'combined': 'inputC'}
-TEMP_SUFFIX = '.partial'
 CROP_NAME = re.compile(r'.+_\d+_\d+\.png')
 
 
@@ -64,19 +63,6 @@ def crop_name(image_name: str, row: int, col: int) -> str:
     return f'{image_name}_{row}_{col}.png'
 
 
-def write_png_atomically(path: Path, image: np.ndarray):
-    """Write an RGB image as PNG at its own bit depth via a temporary file in the same folder and ``os.replace``."""
-    ok, encoded = cv2.imencode('.png', cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError(f'{path}: PNG encoding failed')
-    temp = path.with_name(f'.{path.name}.{os.getpid()}{TEMP_SUFFIX}')
-    try:
-        temp.write_bytes(encoded.tobytes())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def read_sample_views(sample) -> dict:
     """All views of a sample as RGB arrays at their own bit depth, checked to share bit depth and size."""
     paths = sample.views()
@@ -95,9 +81,7 @@ def crop_sample(sample, out_dir, crop_size: int = 512, stride: int = 204, drop_f
     for row, col, top, left in select_sharpest(grid, scores, drop_fraction):
         name = crop_name(sample.name, row, col)
         for view, image in images.items():
-            write_png_atomically(
-                Path(out_dir) / VIEW_FOLDERS[view] / name, image[top : top + crop_size, left : left + crop_size]
-            )
+            write_png(Path(out_dir) / VIEW_FOLDERS[view] / name, image[top : top + crop_size, left : left + crop_size])
         names.append(name)
     return names
 

@@ -84,6 +84,7 @@ class DualPixelDataset(torch.utils.data.Dataset):
             'gt': to_tensor(images['target']),
             'lq_path': sample.left,
             'gt_path': sample.target,
+            'name': sample.name,
         }
         if 'combined' in images:
             item['lqC'] = to_tensor(images['combined'])

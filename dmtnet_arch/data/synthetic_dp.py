@@ -19,6 +19,8 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from dmtnet_arch.atomic_io import float_to_uint16, write_bytes_atomically, write_png
+
 VIEW_FOLDERS = {'left': 'inputL', 'right': 'inputR', 'combined': 'inputC', 'target': 'target'}
 LMDB_NAMES = {'inputL': 'lqL.lmdb', 'inputR': 'lqR.lmdb', 'inputC': 'lqC.lmdb', 'target': 'gt.lmdb'}
 DEFOCUS_FOLDER = 'defocus'
@@ -421,24 +423,9 @@ def as_size(size) -> tuple:
 # --------------------------------------------------------------------------------------------------------------- files
 
 
-def to_uint16_bgr(rgb: np.ndarray) -> np.ndarray:
-    """16-bit BGR array (cv2's channel order) from an RGB float image in [0, 1]."""
-    return np.round(np.clip(rgb[..., ::-1], 0.0, 1.0) * UINT16_MAX).astype(np.uint16)
-
-
-def write_bytes_atomically(path: Path, payload: bytes) -> None:
-    """Write to a temporary name next to ``path`` and rename it, so no reader sees a half-written file."""
-    temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    temporary.write_bytes(payload)
-    os.replace(temporary, path)
-
-
 def write_png16(path: Path, rgb: np.ndarray) -> None:
     """Save an RGB float image as a 16-bit PNG."""
-    ok, encoded = cv2.imencode('.png', to_uint16_bgr(rgb))
-    if not ok:
-        raise OSError(f'PNG encoding failed for {path}')
-    write_bytes_atomically(path, encoded.tobytes())
+    write_png(path, float_to_uint16(rgb))
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:

@@ -1,8 +1,10 @@
 """PSNR, SSIM and MAE as the DPDD tables compute them: float images in [0, 1], full image, no border crop.
 
 ``protocol='16bit'`` (the default, DMTNet's and Restormer's tables) quantises both images to 16-bit levels, as
-when the output is written to and read from a 16-bit PNG; ``protocol='8bit'`` quantises to 8-bit levels, the
-protocol of IFAN's published numbers. Registered in BasicSR's METRIC_REGISTRY for YAML ``val: metrics:``.
+when the output is written to and read from a 16-bit PNG. ``protocol='8bit'`` is the protocol of IFAN's published
+numbers: the target as OpenCV's default ``imread`` reads a 16-bit PNG (the top 8 bits, v >> 8, over 255) and the
+output rounded to 8-bit levels. ``protocol='float'`` quantises nothing. Registered in BasicSR's METRIC_REGISTRY
+for YAML ``val: metrics:``; ``better`` is BasicSR's own key, any other option is an error.
 """
 
 import numpy as np
@@ -30,15 +32,29 @@ def to_hwc_float(img) -> np.ndarray:
 
 def quantise(img: np.ndarray, protocol: str) -> np.ndarray:
     """Round to the levels of the protocol's bit depth."""
-    if protocol not in PROTOCOL_LEVELS:
-        raise ValueError(f'Unknown metric protocol {protocol!r}; expected one of {", ".join(PROTOCOL_LEVELS)}')
     levels = PROTOCOL_LEVELS[protocol]
     return img if levels is None else np.round(img * levels) / levels
 
 
-def prepare_pair(img, img2, protocol: str) -> tuple[np.ndarray, np.ndarray]:
-    """Both images as clamped, quantised float64 (H, W, C) arrays of the same shape."""
-    a, b = quantise(to_hwc_float(img), protocol), quantise(to_hwc_float(img2), protocol)
+def read_as_8bit(target: np.ndarray) -> np.ndarray:
+    """A target in [0, 1] as cv2.imread's 8-bit default makes of its 16-bit PNG: floor(v16 / 256) / 255."""
+    return np.floor(np.round(target * 65535) / 256) / 255
+
+
+def check_options(protocol: str, options: dict):
+    if protocol not in PROTOCOL_LEVELS:
+        raise ValueError(f'Unknown metric protocol {protocol!r}; expected one of {", ".join(PROTOCOL_LEVELS)}')
+    unknown = sorted(set(options) - {'better'})
+    if unknown:
+        raise ValueError(f"Unknown metric options {unknown}: these metrics take protocol (and BasicSR's better)")
+
+
+def prepare_pair(img, img2, protocol: str, options: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Output and target as clamped float64 (H, W, C) arrays of the same shape, at the protocol's levels."""
+    check_options(protocol, options)
+    target = to_hwc_float(img2)
+    a = quantise(to_hwc_float(img), protocol)
+    b = read_as_8bit(target) if protocol == '8bit' else quantise(target, protocol)
     if a.shape != b.shape:
         raise ValueError(f'image shapes differ: {a.shape} and {b.shape}')
     return a, b
@@ -47,7 +63,7 @@ def prepare_pair(img, img2, protocol: str) -> tuple[np.ndarray, np.ndarray]:
 @METRIC_REGISTRY.register()
 def calculate_dp_psnr(img, img2, protocol: str = '16bit', **kwargs) -> float:
     """PSNR = 10 log10(1 / MSE) over all pixels and channels, peak 1."""
-    a, b = prepare_pair(img, img2, protocol)
+    a, b = prepare_pair(img, img2, protocol, kwargs)
     mse = np.mean((a - b) ** 2)
     return float('inf') if mse == 0 else float(10 * np.log10(1.0 / mse))
 
@@ -55,12 +71,12 @@ def calculate_dp_psnr(img, img2, protocol: str = '16bit', **kwargs) -> float:
 @METRIC_REGISTRY.register()
 def calculate_dp_ssim(img, img2, protocol: str = '16bit', **kwargs) -> float:
     """scikit-image SSIM with data_range 1 over the RGB image (channel_axis -1)."""
-    a, b = prepare_pair(img, img2, protocol)
+    a, b = prepare_pair(img, img2, protocol, kwargs)
     return float(structural_similarity(a, b, data_range=1.0, channel_axis=-1))
 
 
 @METRIC_REGISTRY.register()
 def calculate_dp_mae(img, img2, protocol: str = '16bit', **kwargs) -> float:
     """Mean absolute error over all pixels and channels."""
-    a, b = prepare_pair(img, img2, protocol)
+    a, b = prepare_pair(img, img2, protocol, kwargs)
     return float(np.mean(np.abs(a - b)))

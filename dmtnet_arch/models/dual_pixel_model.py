@@ -5,7 +5,6 @@ import os
 import os.path as osp
 from collections import defaultdict
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -16,17 +15,14 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
+from dmtnet_arch.atomic_io import float_to_uint16, write_png
+
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def write_png16(img: torch.Tensor, path: str):
-    """Save a (3, H, W) RGB tensor in [0, 1] as a 16-bit PNG, written under a temporary name first."""
-    array = (img.detach().float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0) * 65535).round().astype(np.uint16)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp_path = f'{path[:-4]}.tmp{os.getpid()}.png'
-    if not cv2.imwrite(tmp_path, cv2.cvtColor(array, cv2.COLOR_RGB2BGR)):
-        raise OSError(f'could not write {path}')
-    os.replace(tmp_path, path)
+    """Save a (3, H, W) RGB tensor in [0, 1] as a 16-bit PNG."""
+    write_png(path, float_to_uint16(img.detach().float().cpu().numpy().transpose(1, 2, 0)))
 
 
 def tiled_forward(net, lq: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
@@ -73,6 +69,7 @@ class DualPixelModel(SRModel):
         self.grad_clip = train_opt.get('grad_clip')
         self.max_nonfinite_steps = train_opt.get('max_nonfinite_steps', 5)
         self.nonfinite_steps = 0
+        self.log_dict = {}  # BasicSR's logger reads it even when every step so far was skipped
         amp = train_opt.get('amp')
         if amp not in (None, False, *AMP_DTYPES):
             raise ValueError(f'train: amp must be bf16, fp16 or absent, got {amp!r}')
@@ -91,10 +88,6 @@ class DualPixelModel(SRModel):
                 f'{type(self.get_bare_model(self.net_g)).__name__} works on (patch size x window size); the crops '
                 f'would be mostly padding. Use gt_size >= {multiple}.'
             )
-
-    def feed_data(self, data):
-        super().feed_data(data)
-        self.category = data.get('category')
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
@@ -130,11 +123,11 @@ class DualPixelModel(SRModel):
         if not self.loss_is_finite_everywhere(loss):
             return self.skip_nonfinite_step(current_iter)
         self.grad_scaler.scale(loss).backward()
-        if self.grad_clip:
-            self.grad_scaler.unscale_(self.optimizer_g)
-            norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip)
-            if not self.grad_scaler.is_enabled() and not self.loss_is_finite_everywhere(norm):
-                return self.skip_nonfinite_step(current_iter)
+        self.grad_scaler.unscale_(self.optimizer_g)
+        # clips when grad_clip is set; the norm it returns is also the check for a NaN gradient behind a finite loss
+        norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip or float('inf'))
+        if not self.grad_scaler.is_enabled() and not self.loss_is_finite_everywhere(norm):
+            return self.skip_nonfinite_step(current_iter)
         self.grad_scaler.step(self.optimizer_g)
         self.grad_scaler.update()
         self.nonfinite_steps = 0
@@ -177,7 +170,9 @@ class DualPixelModel(SRModel):
         use_pbar = self.opt['val'].get('pbar', not self.opt['is_train'])
         records = []
         for val_data in tqdm(dataloader, unit='image', desc=f'Test {dataset_name}', disable=not use_pbar):
-            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
+            img_name = (
+                val_data['name'][0] if 'name' in val_data else osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
+            )
             self.feed_data(val_data)
             self.test()
             if save_img:
@@ -194,8 +189,6 @@ class DualPixelModel(SRModel):
         """Log per-category means, keep BasicSR's best-metric bookkeeping, write CSV and summary at test time."""
         summary = summarise(records, metric_names)
         self.metric_results = dict(summary['combined'])
-        if not hasattr(self, 'best_metric_results'):
-            self.best_metric_results = {}
         self._initialize_best_metric_results(dataset_name)
         for name, value in self.metric_results.items():
             self._update_best_metric_result(dataset_name, name, value, current_iter)

@@ -1,0 +1,50 @@
+"""Files written so that a reader, or a process killed mid-write, only ever sees the old file or the new one."""
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# Temporary files are ``.<name>.<pid>.partial`` beside their target; a crash may leave one, never a half target.
+TEMP_SUFFIX = '.partial'
+
+
+def temporary_name(path: Path) -> Path:
+    return path.with_name(f'.{path.name}.{os.getpid()}{TEMP_SUFFIX}')
+
+
+def write_atomically(path, write) -> None:
+    """Call ``write(temporary_path)``, then rename over ``path``; the temporary file never outlives the call."""
+    path = Path(path)
+    if path.parent != Path(''):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    temp = temporary_name(path)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_bytes_atomically(path, payload: bytes) -> None:
+    write_atomically(path, lambda temp: temp.write_bytes(payload))
+
+
+def write_png(path, rgb: np.ndarray) -> None:
+    """An RGB uint8 or uint16 array as a PNG of that bit depth."""
+    ok, encoded = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f'{path}: PNG encoding failed')
+    write_bytes_atomically(path, encoded.tobytes())
+
+
+def float_to_uint16(rgb: np.ndarray) -> np.ndarray:
+    """An image in [0, 1] (clipped) rounded to 16-bit levels."""
+    return np.round(np.clip(rgb, 0.0, 1.0) * 65535).astype(np.uint16)
+
+
+def save_torch_atomically(obj, path) -> None:
+    import torch
+
+    write_atomically(path, lambda temp: torch.save(obj, temp))
