@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import dmtnet_arch  # noqa: F401  (registers DualPixelDataset)
-from dmtnet_arch.data.dpdd_crops import crop_grid, crop_starts, select_sharpest, sharpness
+from dmtnet_arch.data.dpdd_crops import crop_grid, crop_starts, select_sharpest, sharpness_scores
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
 from dmtnet_arch.data.dual_pixel_io import decode_image, read_image
 
@@ -77,8 +77,23 @@ def test_sharpness_ranks_blurred_below_sharp():
     sharp = random_16_bit(0, 64, 64)
     blurred = cv2.GaussianBlur(sharp, (0, 0), 2)
     flat = np.full_like(sharp, 30000)
-    assert sharpness(sharp) > sharpness(blurred) > sharpness(flat) == 0
-    assert sharpness(sharp) == pytest.approx(sharpness((sharp >> 8).astype(np.uint8)), rel=0.05)
+    scores = sharpness_scores([blurred, flat, sharp])
+    assert scores[2] == 1.0 and scores[1] == 0.0 and 0.0 < scores[0] < 1.0
+    scores_8bit = sharpness_scores([(image >> 8).astype(np.uint8) for image in (blurred, flat, sharp)])
+    np.testing.assert_allclose(scores_8bit, scores, atol=0.02)
+
+
+def test_sharpness_is_restormers_relative_measure():
+    crops = [cv2.GaussianBlur(random_16_bit(i, 40, 40), (0, 0), 0.3 + 0.4 * i) for i in range(6)]
+    sums = np.zeros((4, 6))  # kernel sizes x crops: the sum of Sobel gradient magnitudes of the gray crop
+    for i, crop in enumerate(crops):
+        gray = cv2.cvtColor(crop.astype(np.float32) / 65535, cv2.COLOR_RGB2GRAY).astype(np.float64)
+        for j, k in enumerate((3, 7, 11, 15)):
+            gx, gy = cv2.Sobel(gray, cv2.CV_64F, 1, 0, ksize=k), cv2.Sobel(gray, cv2.CV_64F, 0, 1, ksize=k)
+            sums[j, i] = np.hypot(gx, gy).sum()
+    normalised = (sums - sums.min(1, keepdims=True)) / (sums.max(1, keepdims=True) - sums.min(1, keepdims=True))
+    np.testing.assert_allclose(sharpness_scores(crops), normalised.prod(0), rtol=1e-6)
+    assert select_sharpest(list(range(6)), sharpness_scores(crops), 0.5) == [0, 1, 2]  # the three least blurred
 
 
 def test_select_sharpest_drops_the_lowest_scores():

@@ -3,7 +3,6 @@
 Used by ``scripts/prepare_dpdd.py``; the sharpness measure is defined in ``docs/data.md``.
 """
 
-import math
 import re
 from pathlib import Path
 
@@ -35,19 +34,25 @@ def crop_grid(height: int, width: int, crop_size: int, stride: int) -> list:
     return [(row, col, top, left) for row, top in enumerate(tops) for col, left in enumerate(lefts)]
 
 
-def normalised_sobel_energy(gray: np.ndarray, ksize: int) -> float:
-    """Mean of gx^2 + gy^2 where each Sobel response is divided by the L1 norm of its 2-D kernel (range [0, 2])."""
-    derivative, smoothing = cv2.getDerivKernels(1, 0, ksize)
-    kernel_l1 = float(np.abs(derivative).sum() * np.abs(smoothing).sum())
-    gx = cv2.Sobel(gray, cv2.CV_64F, 1, 0, ksize=ksize) / kernel_l1
-    gy = cv2.Sobel(gray, cv2.CV_64F, 0, 1, ksize=ksize) / kernel_l1
-    return float(np.mean(gx * gx + gy * gy))
+def gradient_magnitude_sum(gray: np.ndarray, ksize: int) -> float:
+    """Sum over the crop of sqrt(gx^2 + gy^2), the Sobel responses of kernel size ``ksize``."""
+    gx = cv2.Sobel(gray, cv2.CV_64F, 1, 0, ksize=ksize)
+    gy = cv2.Sobel(gray, cv2.CV_64F, 0, 1, ksize=ksize)
+    return float(np.sqrt(gx * gx + gy * gy).sum())
 
 
-def sharpness(image: np.ndarray) -> float:
-    """Product over Sobel kernel sizes 3, 7, 11, 15 of the normalised gradient energy of the image's gray level."""
-    gray = cv2.cvtColor(to_float(image), cv2.COLOR_RGB2GRAY).astype(np.float64)
-    return math.prod(normalised_sobel_energy(gray, ksize) for ksize in SOBEL_KERNEL_SIZES)
+def min_max_normalise(values: np.ndarray) -> np.ndarray:
+    """(v - min) / (max - min) across the crops of one image; all ones when the crops do not differ."""
+    shifted = values - values.min()
+    return shifted / shifted.max() if shifted.max() > 0 else np.ones_like(values)
+
+
+def sharpness_scores(crops: list) -> np.ndarray:
+    """Restormer's DPDD crop sharpness, relative among one image's crops: for each Sobel kernel size 3, 7, 11, 15
+    the gradient-magnitude sum of each crop's gray target, min-max normalised across the crops; then the product."""
+    grays = [cv2.cvtColor(to_float(crop), cv2.COLOR_RGB2GRAY).astype(np.float64) for crop in crops]
+    per_size = [min_max_normalise(np.array([gradient_magnitude_sum(g, k) for g in grays])) for k in SOBEL_KERNEL_SIZES]
+    return np.prod(per_size, axis=0)
 
 
 def select_sharpest(crops: list, scores: list, drop_fraction: float) -> list:
@@ -76,7 +81,8 @@ def crop_sample(sample, out_dir, crop_size: int = 512, stride: int = 204, drop_f
     images = read_sample_views(sample)
     height, width = images['target'].shape[:2]
     grid = crop_grid(height, width, crop_size, stride)
-    scores = [sharpness(images['target'][top : top + crop_size, left : left + crop_size]) for _, _, top, left in grid]
+    targets = [images['target'][top : top + crop_size, left : left + crop_size] for _, _, top, left in grid]
+    scores = sharpness_scores(targets) if drop_fraction else np.zeros(len(grid))
     names = []
     for row, col, top, left in select_sharpest(grid, scores, drop_fraction):
         name = crop_name(sample.name, row, col)
