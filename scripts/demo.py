@@ -117,6 +117,7 @@ def main():
     parser.add_argument('--train-count', type=int, default=64)
     parser.add_argument('--test-count', type=int, default=12)
     parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--min-iter', type=int, default=50)
     parser.add_argument('--max-iter', type=int, default=20000)
     args = parser.parse_args()
     start = time.time()
@@ -125,7 +126,7 @@ def main():
     make_data(args)
 
     step = seconds_per_iteration(train_opt)
-    iters = int(min(args.max_iter, max(50, args.train_minutes * 60 / step)))
+    iters = int(min(args.max_iter, max(args.min_iter, args.train_minutes * 60 / step)))
     print(f'[demo] {step:.3f} s per iteration here: {iters} iterations fit {args.train_minutes:g} minutes', flush=True)
     shutil.rmtree(ROOT / 'experiments' / train_opt['name'], ignore_errors=True)
     shutil.rmtree(ROOT / 'results' / test_opt['name'], ignore_errors=True)
