@@ -28,6 +28,7 @@ from basicsr.losses import build_loss  # noqa: E402
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin)
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset  # noqa: E402
+from dmtnet_arch.data.dual_pixel_io import read_image, to_float  # noqa: E402
 from dmtnet_arch.data.synthetic_dp import generate_dataset  # noqa: E402
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_mae, calculate_dp_psnr, calculate_dp_ssim  # noqa: E402
 
@@ -75,13 +76,6 @@ def run_entry(entry: str, opt_path: Path, *overrides: str):
     subprocess.run(command, cwd=ROOT, check=True)
 
 
-def read_png16(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.dtype != np.uint16:
-        raise ValueError(f'{path} is not a 16-bit PNG')
-    return img[..., ::-1].astype(np.float64) / 65535
-
-
 def blurred_input_metrics(test_dataset: DualPixelDataset) -> dict[str, float]:
     """Each metric of the combined (blurred) view against the target, averaged over the test images."""
     totals = {name: [] for name in METRICS}
@@ -103,7 +97,7 @@ def write_side_by_side(test_dataset: DualPixelDataset, visualization: Path, out_
     out_dir.mkdir(parents=True, exist_ok=True)
     for sample in test_dataset:
         name = sample['name']
-        output = read_png16(visualization / f'{name}_{suffix}.png')
+        output = to_float(read_image(visualization / f'{name}_{suffix}.png'))
         strip = np.concatenate(
             [sample['lqC'].permute(1, 2, 0).numpy(), output, sample['gt'].permute(1, 2, 0).numpy()], 1
         )

@@ -13,15 +13,19 @@ re-run replaces the previous output of that split. Example::
 import argparse
 import functools
 import multiprocessing
-import shutil
 from pathlib import Path
 
 from tqdm import tqdm
 
-from dmtnet_arch.data.dpdd_crops import VIEW_FOLDERS, crop_sample, remove_leftovers
-from dmtnet_arch.data.dual_pixel_io import has_dpdd_combined, pair_dpdd_layout, pair_folder_layout
-
-LMDB_NAMES = {'left': 'lqL', 'right': 'lqR', 'target': 'gt', 'combined': 'lqC'}
+from dmtnet_arch.data.dpdd_crops import crop_sample, remove_leftovers
+from dmtnet_arch.data.dual_pixel_io import (
+    LMDB_NAMES,
+    VIEW_FOLDERS,
+    has_dpdd_combined,
+    pair_dpdd_layout,
+    pair_folder_layout,
+    write_view_lmdb,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,19 +86,6 @@ def crop_split(args: argparse.Namespace, samples: list, split_dir: Path) -> list
     return sorted(names)
 
 
-def write_lmdb(view_dir: Path, lmdb_path: Path, names: list):
-    """One view's crops into an LMDB (BasicSR's maker keeps 16-bit PNGs as 16-bit), built aside then renamed."""
-    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
-
-    temp = lmdb_path.with_name(f'.{lmdb_path.stem}.partial.lmdb')
-    shutil.rmtree(temp, ignore_errors=True)
-    map_size = 3 * sum((view_dir / name).stat().st_size for name in names) + (64 << 20)
-    keys = [Path(name).stem for name in names]
-    make_lmdb_from_imgs(str(view_dir), str(temp), names, keys, map_size=map_size)
-    shutil.rmtree(lmdb_path, ignore_errors=True)
-    temp.replace(lmdb_path)
-
-
 def prepare_split(args: argparse.Namespace, split: str) -> int:
     """Crop one split (and build its LMDBs); returns how many crops it produced."""
     samples = find_samples(args, split)
@@ -102,7 +93,7 @@ def prepare_split(args: argparse.Namespace, split: str) -> int:
     names = crop_split(args, samples, split_dir)
     if args.lmdb:
         for view in samples[0].views():
-            write_lmdb(split_dir / VIEW_FOLDERS[view], split_dir / f'{LMDB_NAMES[view]}.lmdb', names)
+            write_view_lmdb(split_dir / VIEW_FOLDERS[view], split_dir / f'{LMDB_NAMES[view]}.lmdb', names)
     print(f'{split}: {len(names)} crops from {len(samples)} images in {split_dir}')
     return len(names)
 

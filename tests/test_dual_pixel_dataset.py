@@ -2,6 +2,7 @@
 
 import random
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,7 +13,6 @@ from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 import dmtnet_arch  # noqa: F401  (registers DualPixelDataset)
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
 from dmtnet_arch.data.dual_pixel_io import (
-    DEFAULT_DPDD_TEST_CATEGORIES,
     load_categories,
     pair_dpdd_layout,
     read_image,
@@ -22,6 +22,9 @@ HEIGHT, WIDTH = 40, 56
 NAMES = ('a', 'b', 'c')
 FOLDERS = {'left': 'inputL', 'right': 'inputR', 'target': 'target', 'combined': 'inputC'}
 VIEW_IDS = {'left': 1, 'right': 2, 'target': 3, 'combined': 4}
+
+
+DEFAULT_DPDD_TEST_CATEGORIES = Path(__file__).resolve().parents[1] / 'datasets' / 'dpdd_test_categories.txt'
 
 
 def write_png(path, rgb):

@@ -236,7 +236,8 @@ def test_rerun_with_fewer_samples_removes_stale_ones(tmp_path):
 
 def test_lmdb_holds_the_same_16_bit_images(tmp_path):
     out = sdp.generate_dataset(tmp_path, 2, 32, seed=1, write_lmdb=True, progress=False)
-    for folder, lmdb_name in sdp.LMDB_NAMES.items():
+    for view, folder in sdp.VIEW_FOLDERS.items():
+        lmdb_name = f'{sdp.LMDB_NAMES[view]}.lmdb'
         meta = (out / lmdb_name / 'meta_info.txt').read_text().split('\n')
         assert meta[:2] == ['000000.png (32,32,3) 1', '000001.png (32,32,3) 1']
         env = lmdb.open(str(out / lmdb_name), readonly=True, lock=False)

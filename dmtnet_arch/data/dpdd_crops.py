@@ -10,10 +10,9 @@ import cv2
 import numpy as np
 
 from dmtnet_arch.atomic_io import TEMP_SUFFIX, write_png
-from dmtnet_arch.data.dual_pixel_io import check_views_match, read_image, to_float
+from dmtnet_arch.data.dual_pixel_io import VIEW_FOLDERS, check_views_match, read_image, to_float
 
 SOBEL_KERNEL_SIZES = (3, 7, 11, 15)
-VIEW_FOLDERS = {'left': 'inputL', 'right': 'inputR', 'target': 'target', 'combined': 'inputC'}
 CROP_NAME = re.compile(r'.+_\d+_\d+\.png')
 
 

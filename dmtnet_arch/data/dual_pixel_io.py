@@ -5,6 +5,7 @@ the two folder layouts and the category file formats.
 """
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,11 @@ import numpy as np
 from basicsr.utils import scandir
 
 VIEWS = ('left', 'right', 'target', 'combined')
+# The folder layout (Restormer's, prepare_dpdd.py's and the synthetic generator's) and its per-view LMDB names.
+VIEW_FOLDERS = {'left': 'inputL', 'right': 'inputR', 'target': 'target', 'combined': 'inputC'}
+LMDB_NAMES = {'left': 'lqL', 'right': 'lqR', 'target': 'gt', 'combined': 'lqC'}
 CATEGORIES = ('indoor', 'outdoor')
 SCALE_BY_DTYPE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-DEFAULT_DPDD_TEST_CATEGORIES = Path(__file__).resolve().parents[2] / 'datasets' / 'dpdd_test_categories.txt'
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,6 @@ def read_image(path) -> np.ndarray:
 def to_float(image: np.ndarray) -> np.ndarray:
     """Scale a uint8 (/255) or uint16 (/65535) image to float32 in [0, 1]."""
     return image.astype(np.float32) / np.float32(SCALE_BY_DTYPE[image.dtype])
-
-
-def read_image_float(path) -> np.ndarray:
-    """Read an image file as float32 RGB HxWx3 in [0, 1], scaled by its own bit depth."""
-    return to_float(read_image(path))
 
 
 def check_views_match(images: dict):
@@ -322,3 +320,18 @@ def index_of_name(item: str, names: list, where: str) -> int:
     if wanted not in stems:
         raise ValueError(f'{where}: image {item!r} is not in the dataset')
     return stems.index(wanted)
+
+
+def write_view_lmdb(view_dir: Path, lmdb_path: Path, names: list):
+    """One view's PNGs into an LMDB through BasicSR's maker (16-bit PNGs stay 16-bit), keyed by file stem, built
+    under a temporary name and renamed. The map size is set from the files: BasicSR's estimate from the first
+    image is too small when PNGs compress unevenly (MapFullError)."""
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+    temp = lmdb_path.with_name(f'.{lmdb_path.stem}.partial.lmdb')
+    shutil.rmtree(temp, ignore_errors=True)
+    map_size = 3 * sum((view_dir / name).stat().st_size for name in names) + (64 << 20)
+    keys = [Path(name).stem for name in names]
+    make_lmdb_from_imgs(str(view_dir), str(temp), names, keys, map_size=map_size)
+    shutil.rmtree(lmdb_path, ignore_errors=True)
+    temp.replace(lmdb_path)

@@ -9,8 +9,6 @@ two photodiodes. Everything is deterministic for a ``(seed, index)`` pair.
 
 import functools
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,9 +18,8 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from dmtnet_arch.atomic_io import float_to_uint16, write_bytes_atomically, write_png
+from dmtnet_arch.data.dual_pixel_io import LMDB_NAMES, VIEW_FOLDERS, write_view_lmdb
 
-VIEW_FOLDERS = {'left': 'inputL', 'right': 'inputR', 'combined': 'inputC', 'target': 'target'}
-LMDB_NAMES = {'inputL': 'lqL.lmdb', 'inputR': 'lqR.lmdb', 'inputC': 'lqC.lmdb', 'target': 'gt.lmdb'}
 DEFOCUS_FOLDER = 'defocus'
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
 BUILTIN_SOURCE_NAMES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'stereo_motorcycle')
@@ -454,15 +451,8 @@ def remove_stale_samples(out: Path, count: int) -> None:
 
 def write_lmdbs(out: Path, names: list) -> None:
     """BasicSR LMDBs (lqL, lqR, lqC, gt) of the written PNGs; 16-bit values are kept (PNG-encoded, unchanged)."""
-    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
-
-    for folder, lmdb_name in LMDB_NAMES.items():
-        final = out / lmdb_name
-        partial = out / f'{Path(lmdb_name).stem}.partial.lmdb'
-        shutil.rmtree(partial, ignore_errors=True)
-        make_lmdb_from_imgs(str(out / folder), str(partial), [f'{name}.png' for name in names], names)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(partial, final)
+    for view, folder in VIEW_FOLDERS.items():
+        write_view_lmdb(out / folder, out / f'{LMDB_NAMES[view]}.lmdb', [f'{name}.png' for name in names])
 
 
 def generate_dataset(
