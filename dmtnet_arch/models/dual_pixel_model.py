@@ -85,8 +85,9 @@ class DualPixelModel(SRModel):
         if gt_size is not None and gt_size < multiple:
             raise ValueError(
                 f'datasets: train: gt_size {gt_size} is smaller than the {multiple} x {multiple} pixels '
-                f'{type(self.get_bare_model(self.net_g)).__name__} works on (patch size x window size); the crops '
-                f'would be mostly padding. Use gt_size >= {multiple}.'
+                f'{type(self.get_bare_model(self.net_g)).__name__} works on (it pads every input to a multiple of '
+                f'{multiple}: patch size x the window and coarsest-scale multiple); the crops would be mostly '
+                f'padding. Use gt_size >= {multiple}.'
             )
 
     def autocast(self):
