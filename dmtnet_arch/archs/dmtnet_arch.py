@@ -264,14 +264,14 @@ class DMSSRM(nn.Module):
         self.fusion = nn.Conv2d(dim, dim, 1)
         self.last_alpha: torch.Tensor | None = None
 
-    def scale_weights(self, x: torch.Tensor) -> torch.Tensor:
+    def predict_alpha(self, x: torch.Tensor) -> torch.Tensor:
         """(N, S) weights alpha_j: predicted per image, or the fixed 1 / S."""
         if self.selection is None:
             return x.new_full((x.shape[0], self.num_scales), 1.0 / self.num_scales)
         return self.selection(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = self.scale_weights(x)
+        alpha = self.predict_alpha(x)
         self.last_alpha = alpha.detach()
         fused = x
         for j, branch in enumerate(self.branches):

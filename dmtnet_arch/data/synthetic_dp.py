@@ -84,7 +84,7 @@ class Layer:
 
 
 @dataclass
-class DualPixelSample:
+class RenderedSample:
     """Rendered views and all-in-focus target (H, W, 3, float32 in [0, 1]) plus signed CoC radius map (H, W)."""
 
     left: np.ndarray
@@ -198,7 +198,7 @@ def composite_over(below: np.ndarray, premultiplied_rgba: np.ndarray) -> np.ndar
     return below * (1.0 - premultiplied_rgba[..., 3:]) + premultiplied_rgba[..., :3]
 
 
-def render_layers(layers: list, psf_model: PsfModel = PsfModel(), coc_step: float = 0.5) -> DualPixelSample:
+def render_layers(layers: list, psf_model: PsfModel = PsfModel(), coc_step: float = 0.5) -> RenderedSample:
     """Render layers ordered back to front into left, right, combined, target and the visible CoC map."""
     height, width = layers[0].mask.shape
     left = np.zeros((height, width, 3), dtype=np.float32)
@@ -214,15 +214,15 @@ def render_layers(layers: list, psf_model: PsfModel = PsfModel(), coc_step: floa
         rendered_coc = quantise_coc(layer.coc, coc_step, psf_model.in_focus_radius) * np.float32(coc_step)
         defocus = np.where(layer.mask >= 0.5, rendered_coc, defocus).astype(np.float32)
     left, right, target = (np.clip(view, 0.0, 1.0) for view in (left, right, target))
-    return DualPixelSample(left, right, (left + right) / 2.0, target, defocus)
+    return RenderedSample(left, right, (left + right) / 2.0, target, defocus)
 
 
-def add_sensor_noise(sample: DualPixelSample, noise: NoiseModel, rng: np.random.Generator) -> DualPixelSample:
+def add_sensor_noise(sample: RenderedSample, noise: NoiseModel, rng: np.random.Generator) -> RenderedSample:
     """Independent Poisson-Gaussian noise on each photodiode view; the combined view stays their mean."""
     if not noise.enabled:
         return sample
     left, right = (noisy_view(view, noise, rng) for view in (sample.left, sample.right))
-    return DualPixelSample(left, right, (left + right) / 2.0, sample.target, sample.defocus)
+    return RenderedSample(left, right, (left + right) / 2.0, sample.target, sample.defocus)
 
 
 def noisy_view(view: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> np.ndarray:
@@ -402,7 +402,7 @@ def generate_sample(
     psf_model: PsfModel = PsfModel(),
     noise: NoiseModel = NoiseModel(),
     coc_step: float = 0.5,
-) -> DualPixelSample:
+) -> RenderedSample:
     """One random scene rendered as a DP sample; the same (seed, index) always gives the same arrays."""
     rng = np.random.default_rng([seed, index])
     layers = random_scene(rng, as_size(size), sources, camera)
@@ -434,7 +434,7 @@ def write_npy(path: Path, array: np.ndarray) -> None:
     write_bytes_atomically(path, buffer.getvalue())
 
 
-def write_sample(out: Path, name: str, sample: DualPixelSample) -> None:
+def write_sample(out: Path, name: str, sample: RenderedSample) -> None:
     """The four views as 16-bit PNGs and the signed CoC radius map as float32 .npy."""
     for attribute, folder in VIEW_FOLDERS.items():
         write_png16(out / folder / f'{name}.png', getattr(sample, attribute))
