@@ -12,7 +12,7 @@ from dmtnet_arch.atomic_io import TEMP_SUFFIX
 from dmtnet_arch.data import synthetic_dp as sdp
 
 REPO = Path(__file__).resolve().parents[1]
-ONE_COUNT = 1.0 / sdp.UINT16_MAX
+ONE_COUNT = 1.0 / 65535
 
 
 @pytest.fixture(scope='module')
@@ -217,7 +217,7 @@ def test_written_files_are_16_bit_bgr_and_match_the_sample(tmp_path, sources):
         assert image.dtype == np.uint16 and image.shape == (40, 56, 3)
         assert np.any(image % 257 != 0)  # finer than 8-bit levels
         views[attribute] = image.astype(np.int64)
-        rgb = image[..., ::-1] / sdp.UINT16_MAX
+        rgb = image[..., ::-1] / 65535
         np.testing.assert_allclose(rgb, getattr(sample, attribute), atol=0.51 * ONE_COUNT + 1e-7)
     mean_of_views = (views['left'] + views['right']) / 2
     assert np.abs(views['combined'] - mean_of_views).max() <= 1.0
@@ -259,3 +259,9 @@ def test_command_line_writes_the_requested_size(tmp_path):
     cli.main(['--count', '1', '--size', '24x40', '--seed', '2', '--out', str(tmp_path), '--quiet'])
     assert read_png(tmp_path / 'inputR' / '000000.png').shape == (24, 40, 3)
     assert np.load(tmp_path / 'defocus' / '000000.npy').shape == (24, 40)
+
+
+def test_unreadable_source_image_is_named(tmp_path):
+    (tmp_path / 'broken.png').write_bytes(b'not a png')
+    with pytest.raises(ValueError, match=r'broken\.png: cannot be read'):
+        sdp.load_source_folder(tmp_path)

@@ -18,12 +18,11 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from dmtnet_arch.atomic_io import float_to_uint16, write_bytes_atomically, write_png
-from dmtnet_arch.data.dual_pixel_io import LMDB_NAMES, VIEW_FOLDERS, write_view_lmdb
+from dmtnet_arch.data.dual_pixel_io import LMDB_NAMES, VIEW_FOLDERS, to_float, write_view_lmdb
 
 DEFOCUS_FOLDER = 'defocus'
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
 BUILTIN_SOURCE_NAMES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'stereo_motorcycle')
-UINT16_MAX = 65535
 
 
 @dataclass(frozen=True)
@@ -251,23 +250,22 @@ def builtin_sources() -> tuple:
 
 
 def to_float_rgb(image: np.ndarray) -> np.ndarray:
-    """RGB float32 in [0, 1] from an 8- or 16-bit grey, RGB or RGBA array."""
-    scale = UINT16_MAX if image.dtype == np.uint16 else 255.0
-    image = image.astype(np.float32) / scale
+    """RGB float32 in [0, 1] from an 8- or 16-bit grey, RGB or RGBA array (textures may be any of these)."""
+    image = to_float(image)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     return np.ascontiguousarray(image[..., :3])
 
 
 def load_source_folder(folder) -> list:
-    """Every image directly inside ``folder`` (sorted by name) as RGB float32; unreadable files are skipped."""
+    """Every image directly inside ``folder`` (sorted by name) as RGB float32; an unreadable one is an error."""
     images = []
     for path in sorted(Path(folder).iterdir()):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if bgr is None:
-            continue
+        if bgr is None or bgr.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f'{path}: cannot be read as an 8- or 16-bit image (--sources)')
         if bgr.ndim == 3:
             bgr = cv2.cvtColor(bgr[..., :3], cv2.COLOR_BGR2RGB)
         images.append(to_float_rgb(bgr))
