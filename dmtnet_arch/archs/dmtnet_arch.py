@@ -37,8 +37,10 @@ def relative_position_index(window_size: int) -> torch.Tensor:
 
 
 @lru_cache(maxsize=32)
-def shifted_window_mask(height: int, width: int, window_size: int, shift: int) -> torch.Tensor:
-    """(nW, W^2, W^2) additive mask that keeps attention inside the regions a cyclic shift brought together."""
+def shifted_window_mask(height: int, width: int, window_size: int, shift: int, device=None) -> torch.Tensor:
+    """(nW, W^2, W^2) additive mask that keeps attention inside the regions a cyclic shift brought together.
+
+    Cached per size and device, so a forward pass on GPU does not copy it from host memory in every block."""
     regions = torch.zeros(height, width)
     bounds = (slice(0, -window_size), slice(-window_size, -shift), slice(-shift, None))
     label = 0
@@ -48,7 +50,7 @@ def shifted_window_mask(height: int, width: int, window_size: int, shift: int) -
             label += 1
     windows = window_partition(regions[None, :, :, None], window_size)[0, ..., 0]
     different = windows[:, :, None] != windows[:, None, :]
-    return torch.zeros(different.shape).masked_fill(different, float('-inf'))
+    return torch.zeros(different.shape).masked_fill(different, float('-inf')).to(device)
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -139,7 +141,7 @@ class TransformerBlock(nn.Module):
         shift_mask = None
         if shift:
             x = torch.roll(x, (-shift, -shift), dims=(1, 2))
-            shift_mask = shifted_window_mask(h, w, self.window_size, shift).to(x.device)
+            shift_mask = shifted_window_mask(h, w, self.window_size, shift, x.device)
         windows = self.attn(window_partition(x, self.window_size), shift_mask)
         x = window_reverse(windows, self.window_size, h, w)
         return torch.roll(x, (shift, shift), dims=(1, 2)) if shift else x
