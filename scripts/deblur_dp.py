@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from basicsr.archs import build_network  # noqa: E402
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin)
+from dmtnet_arch.checkpoint import load_network_weights  # noqa: E402
 from dmtnet_arch.data.dual_pixel_io import check_views_match, read_image, to_float  # noqa: E402
 from dmtnet_arch.models.dual_pixel_model import tiled_forward, write_png16  # noqa: E402
 
@@ -36,15 +37,6 @@ def network_options(args) -> dict:
     return {'type': 'DMTNet', 'variant': args.variant}
 
 
-def load_weights(net: torch.nn.Module, path: str, param_key: str | None):
-    """Load a BasicSR checkpoint: ``param_key`` if given, else params_ema when saved, else params."""
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    key = param_key or next((k for k in ('params_ema', 'params') if k in checkpoint), None)
-    if key is None or key not in checkpoint:
-        raise KeyError(f'{path}: no {param_key or "params_ema or params"} in the checkpoint (keys: {list(checkpoint)})')
-    net.load_state_dict({k.removeprefix('module.'): v for k, v in checkpoint[key].items()})
-
-
 def read_pair(left: str, right: str) -> torch.Tensor:
     """(1, 6, H, W) float tensor, left view then right view, each scaled by its own bit depth."""
     views = {left: read_image(left), right: read_image(right)}
@@ -56,7 +48,7 @@ def read_pair(left: str, right: str) -> torch.Tensor:
 def deblur(args) -> torch.Tensor:
     device = torch.device(args.device)
     net = build_network(dict(network_options(args)))
-    load_weights(net, args.weights, args.param_key)
+    load_network_weights(net, args.weights, args.param_key)
     net = net.to(device).eval()
     lq = read_pair(args.left, args.right).to(device)
     with torch.no_grad():

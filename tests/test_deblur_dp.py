@@ -10,6 +10,7 @@ import torch
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
+from dmtnet_arch.checkpoint import load_network_weights
 
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'deblur_dp.py'
 NETWORK = {'variant': 'T', 'num_transformer_blocks': 1, 'upsampler_channels': 16}
@@ -69,8 +70,8 @@ def test_views_of_different_sizes_name_both_files(pair_and_weights):
 
 def test_missing_parameter_key_is_named(pair_and_weights):
     folder, net = pair_and_weights
-    with pytest.raises(KeyError, match=r'net\.pth: no params_ema in the checkpoint'):
-        load_script().load_weights(net, str(folder / 'net.pth'), 'params_ema')
+    with pytest.raises(KeyError, match=r"net\.pth: no 'params_ema' in the checkpoint"):
+        load_network_weights(net, str(folder / 'net.pth'), 'params_ema')
 
 
 def test_output_name_without_a_folder_is_written_in_the_working_directory(pair_and_weights, monkeypatch):
