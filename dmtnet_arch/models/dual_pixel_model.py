@@ -116,23 +116,29 @@ class DualPixelModel(SRModel):
                 'check the training data for corrupt images.'
             )
 
-    def optimize_parameters(self, current_iter):
-        self.optimizer_g.zero_grad(set_to_none=True)
+    def training_losses(self) -> dict[str, torch.Tensor]:
+        """The named loss terms of one training step (their sum is minimised); a recipe's model overrides this."""
         with self.autocast():
             self.output = self.net_g(self.lq)
-        loss = self.cri_pix(self.output.float(), self.gt)
+        return {'l_pix': self.cri_pix(self.output.float(), self.gt)}
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad(set_to_none=True)
+        losses = self.training_losses()
+        loss = sum(losses.values())
         if not self.loss_is_finite_everywhere(loss):
             return self.skip_nonfinite_step(current_iter)
         self.grad_scaler.scale(loss).backward()
         self.grad_scaler.unscale_(self.optimizer_g)
         # clips when grad_clip is set; the norm it returns is also the check for a NaN gradient behind a finite loss
-        norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip or float('inf'))
+        params = [p for group in self.optimizer_g.param_groups for p in group['params']]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip or float('inf'))
         if not self.grad_scaler.is_enabled() and not self.loss_is_finite_everywhere(norm):
             return self.skip_nonfinite_step(current_iter)
         self.grad_scaler.step(self.optimizer_g)
         self.grad_scaler.update()
         self.nonfinite_steps = 0
-        self.log_dict = self.reduce_loss_dict({'l_pix': loss.detach()})
+        self.log_dict = self.reduce_loss_dict({name: value.detach() for name, value in losses.items()})
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
