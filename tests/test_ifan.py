@@ -14,6 +14,7 @@ from test_training import (
     TEST_ENTRY,
     TRAIN_ENTRY,
     check_ok,
+    dataset_opt,
     eval_options,
     load_params,
     make_data,
@@ -80,6 +81,12 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module):
         assert torch.equal(x, y), name
 
 
+def build_test_model(path_options: dict):
+    """IFANModel with the tiny network in test mode (no training settings), built in this process."""
+    opt = {'model_type': 'IFANModel', 'is_train': False, 'dist': False, 'num_gpu': 0, 'rank': 0, 'world_size': 1}
+    return build_model(opt | {'network_g': {'type': 'IFAN', **TINY}, 'path': path_options})
+
+
 def test_released_state_dict_loads_strictly_through_every_loader(tmp_path):
     source, source_reblur = random_tiny_pair(1)
     path = tmp_path / 'IFAN.pytorch'
@@ -105,17 +112,7 @@ def test_released_state_dict_loads_strictly_through_every_loader(tmp_path):
         IFAN(**TINY).load_state_dict(stripped | {'Network.extra.weight': torch.zeros(1)}, strict=True)
 
     # BasicSR's path: pretrain_network_g in a test option file, with the default param_key_g 'params'
-    opt = {
-        'model_type': 'IFANModel',
-        'is_train': False,
-        'dist': False,
-        'num_gpu': 0,
-        'rank': 0,
-        'world_size': 1,
-        'network_g': {'type': 'IFAN', **TINY},
-        'path': {'pretrain_network_g': str(path), 'param_key_g': 'params', 'strict_load_g': True},
-    }
-    model = build_model(opt)
+    model = build_test_model({'pretrain_network_g': str(path), 'param_key_g': 'params', 'strict_load_g': True})
     assert_same_weights(model.net_g, source)
 
 
@@ -219,14 +216,7 @@ def write_combined_view(data, count: int):
 def test_dataset_bit_depth_8_reads_as_opencv_default(tmp_path):
     data = make_data(tmp_path / 'data', 1)
     write_combined_view(data, 1)
-    opt = {
-        'name': 'x',
-        'type': 'DualPixelDataset',
-        'dataroot_lqL': str(data / 'inputL'),
-        'dataroot_lqR': str(data / 'inputR'),
-        'dataroot_lqC': str(data / 'inputC'),
-        'dataroot_gt': str(data / 'target'),
-    }
+    opt = dataset_opt('eight', data, dataroot_lqC=str(data / 'inputC'))
     full, eight = DualPixelDataset(opt)[0], DualPixelDataset({**opt, 'bit_depth': 8})[0]
     for key in ('lq', 'lqC', 'gt'):
         levels = torch.round(full[key] * 65535).to(torch.int64)
@@ -281,17 +271,6 @@ def test_ifan_model_trains_and_tests_through_the_entries(tmp_path, new_name):  #
 
 
 def test_ifan_model_needs_the_combined_view():
-    model = build_model(
-        {
-            'model_type': 'IFANModel',
-            'is_train': False,
-            'dist': False,
-            'num_gpu': 0,
-            'rank': 0,
-            'world_size': 1,
-            'network_g': {'type': 'IFAN', **TINY},
-            'path': {},
-        }
-    )
+    model = build_test_model({})
     with pytest.raises(KeyError, match='lqC'):
         model.feed_data({'lq': torch.rand(1, 6, 8, 8), 'gt': torch.rand(1, 3, 8, 8)})

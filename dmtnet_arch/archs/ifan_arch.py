@@ -166,6 +166,7 @@ class IFAN(nn.Module):
         ch4 = ch3
         ks = kernel_size
         self.feature_channels = ch4
+        self.kernel_size, self.res_num = kernel_size, res_num
         self.filter_size = filter_size
         self.iterations = iterations
         self.reuse_first_kernel = reuse_first_kernel
@@ -282,10 +283,10 @@ class IFANReblurNet(nn.Module):
         self,
         filter_channels: int = 17 * (128 * 3 * 2) + 17 * 128,
         channels: int = 128,
+        iterations: int = 17,  # RBF_num of the released config
+        filter_size: int = 3,  # RBFs
         kernel_size: int = 3,
         res_num: int = 2,
-        filter_size: int = 3,
-        iterations: int = 17,
         reuse_first_kernel: bool = True,
         init_gain: float = 1.0,
     ):
@@ -304,13 +305,13 @@ class IFANReblurNet(nn.Module):
 
     @classmethod
     def for_network(cls, ifan: IFAN, **kwargs) -> 'IFANReblurNet':
-        """The reblurring network the release trains beside ``ifan`` (same widths and IAC behaviour)."""
-        return cls(
-            filter_channels=ifan.filter_channels,
-            channels=ifan.feature_channels,
-            reuse_first_kernel=ifan.reuse_first_kernel,
-            **kwargs,
-        )
+        """The reblurring network the release trains beside ``ifan`` (same widths, blocks and IAC behaviour)."""
+        shared = {
+            'kernel_size': ifan.kernel_size,
+            'res_num': ifan.res_num,
+            'reuse_first_kernel': ifan.reuse_first_kernel,
+        }
+        return cls(filter_channels=ifan.filter_channels, channels=ifan.feature_channels, **shared, **kwargs)
 
     @staticmethod
     def accept_released_keys(module, state_dict, prefix, *args):
