@@ -274,3 +274,46 @@ def test_ifan_model_needs_the_combined_view():
     model = build_test_model({})
     with pytest.raises(KeyError, match='lqC'):
         model.feed_data({'lq': torch.rand(1, 6, 8, 8), 'gt': torch.rand(1, 3, 8, 8)})
+
+
+def train_mode_model(path_options: dict, seed: int):
+    """IFANModel with the tiny network, training settings on (one optimizer over IFAN and its reblurring network)."""
+    torch.manual_seed(seed)
+    opt = {'model_type': 'IFANModel', 'is_train': True, 'dist': False, 'num_gpu': 0, 'rank': 0, 'world_size': 1}
+    return build_model(
+        opt
+        | {
+            'network_g': {'type': 'IFAN', **TINY},
+            'path': path_options,
+            'datasets': {'train': {'gt_size': 32}},
+            'train': {
+                'pixel_opt': {'type': 'MSELoss'},
+                'optim_g': {'type': 'Adam', 'lr': 1e-3},
+                'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
+            },
+        }
+    )
+
+
+def test_reblurring_network_starts_from_the_released_file_and_resumes(tmp_path):
+    source, source_reblur = random_tiny_pair(6)
+    path = tmp_path / 'IFAN.pytorch'
+    torch.save(released_state(source, source_reblur), path)
+    model = train_mode_model({'pretrain_network_g': str(path), 'pretrain_network_reblur': str(path)}, seed=7)
+    assert_same_weights(model.net_g, source)
+    assert_same_weights(model.net_reblur, source_reblur)
+
+    views = torch.rand(2, 9, 32, 32)
+    model.feed_data({'lq': views[:, :6], 'lqC': views[:, 6:], 'gt': torch.rand(2, 3, 32, 32)})
+    model.optimize_parameters(1)
+    assert set(model.log_dict) == {'l_deblur', 'l_dme', 'l_reblur'}
+    pairs = zip(model.net_reblur.parameters(), source_reblur.parameters(), strict=True)
+    moved = max((a - b).abs().max() for a, b in pairs)
+    assert moved > 0  # the reblurring network is trained by the same optimizer
+
+    state = {'optimizers': [model.optimizer_g.state_dict()], 'schedulers': [model.schedulers[0].state_dict()]}
+    resumed = train_mode_model({}, seed=8)
+    resumed.resume_training(state | model.extra_training_state())
+    assert_same_weights(resumed.net_reblur, model.net_reblur)
+    with pytest.raises(ValueError, match='gt_size 36 is not a multiple of 8'):
+        build_model(model.opt | {'datasets': {'train': {'gt_size': 36}}})
