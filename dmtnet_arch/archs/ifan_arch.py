@@ -102,7 +102,7 @@ def iterative_adaptive_convolution(
 
 def warp_horizontally(image: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
     """The release's ``DPD``: sample ``image`` at x + disparity (pixels, channel 0), bilinear, zeros outside."""
-    n, _, height, width = image.shape
+    height, width = image.shape[-2:]
     xs = torch.linspace(-1.0, 1.0, width, device=image.device, dtype=image.dtype).view(1, 1, width)
     ys = torch.linspace(-1.0, 1.0, height, device=image.device, dtype=image.dtype).view(1, height, 1)
     grid_x = xs + disparity[:, 0] * (2.0 / max(width - 1, 1))
