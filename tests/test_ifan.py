@@ -260,9 +260,10 @@ def test_ifan_model_trains_and_tests_through_the_entries(tmp_path, new_name):  #
     IFAN(**TINY).load_state_dict(load_params(checkpoint), strict=True)
     assert list((experiment / 'visualization').rglob('*.png'))  # validation saved its outputs
 
-    test = ifan_options(eval_options(name + '_test', data, checkpoint, save_img=True))
+    test_name = new_name('ifan_test')
+    test = ifan_options(eval_options(test_name, data, checkpoint, save_img=True))
     check_ok(run([PYTHON, TEST_ENTRY, '-opt', write_yaml(tmp_path / 'test.yml', test)], REPO))
-    results = REPO / 'results' / (name + '_test')
+    results = REPO / 'results' / test_name
     with open(results / 'metrics_tiny_test_summary.csv') as f:
         header, combined = list(csv.reader(f))[:2]
     assert header == ['group', 'images', 'psnr (8bit)', 'ssim (8bit)', 'mae (8bit)']
