@@ -299,6 +299,18 @@ def test_dpdnet_parameter_count_and_keras_layer_order():
         assert sum(p.numel() for p in built.parameters()) == DPDNET_PARAMS, name
 
 
+def test_dpdnet_starts_from_the_keras_initialisation():
+    torch.manual_seed(0)
+    net = DPDNet()
+    for conv in net.keras_layer_order()[:-1]:
+        std = (2 / conv.weight[0].numel()) ** 0.5  # he_normal: truncated at 2 sigma, this deviation after truncation
+        assert conv.weight.abs().max() <= 2 * std / 0.8796 + 1e-6
+        if conv.weight.numel() > 100_000:
+            assert conv.weight.std().item() == pytest.approx(std, rel=0.03)
+        assert not conv.bias.any()
+    assert net.head.out.weight.abs().max() <= 1.0 and not net.head.out.bias.any()  # glorot_uniform, 3 in, 3 out
+
+
 def random_keras_layers(base: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """he_normal-like kernels and non-zero biases, float32 as Keras stores them."""
     rng = np.random.default_rng(seed)

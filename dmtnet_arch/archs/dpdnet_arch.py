@@ -14,6 +14,7 @@ from dmtnet_arch.archs.arch_util import check_dual_pixel_input, pad_to_multiple
 
 NUM_LEVELS = 5
 DROPOUT_LEVELS = (3, 4)  # 0-based: dropout after encoder levels 4 and 5 (the level-4 skip is taken after it too)
+TRUNCATED_NORMAL_STD = 0.87962566103423978  # standard deviation of a unit normal truncated at +-2 (Keras' factor)
 HEAD_CHANNELS = 3  # the official 3 x 3 head conv has 3 outputs whatever the number of output channels
 
 
@@ -90,6 +91,19 @@ class DPDNet(nn.Module):
             DecoderLevel(widths[level + 1], widths[level]) for level in reversed(range(NUM_LEVELS - 1))
         )
         self.head = Head(widths[0], out_channels)
+        self.init_keras_weights()
+
+    def init_keras_weights(self):
+        """The official initialisation: he_normal kernels (normal truncated at two standard deviations, rescaled to a
+        standard deviation of sqrt(2 / fan_in)), Keras' default glorot_uniform for the last 1 x 1 conv, zero biases."""
+        for conv in self.keras_layer_order():
+            if conv is self.head.out:
+                nn.init.xavier_uniform_(conv.weight)
+            else:
+                fan_in = conv.weight[0].numel()
+                std = (2 / fan_in) ** 0.5 / TRUNCATED_NORMAL_STD
+                nn.init.trunc_normal_(conv.weight, std=std, a=-2 * std, b=2 * std)
+            nn.init.zeros_(conv.bias)
 
     def keras_layer_order(self) -> list[nn.Conv2d]:
         """Every convolution in the order the official ``unet()`` creates its Keras ``Conv2D`` layers (conv2d_1 ...
