@@ -7,10 +7,8 @@ import torch.nn.functional as F
 def check_dual_pixel_input(x: torch.Tensor, channels: int, network: str):
     """Refuse anything but an (N, ``channels``, H, W) tensor, naming the network and the layout it expects."""
     if x.dim() != 4 or x.shape[1] != channels:
-        raise ValueError(
-            f'{network} expects a (N, {channels}, H, W) tensor, the left then the right dual-pixel view '
-            f'concatenated on channels; got shape {tuple(x.shape)}'
-        )
+        layout = ', the left then the right dual-pixel view concatenated on channels' if channels == 6 else ''
+        raise ValueError(f'{network} expects a (N, {channels}, H, W) tensor{layout}; got shape {tuple(x.shape)}')
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -95,12 +95,6 @@ class TransformerBlock(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
-def transformer_blocks(count: int, dim: int, num_heads: int, ffn_expansion_factor, bias, layer_norm_type):
-    return nn.Sequential(
-        *(TransformerBlock(dim, num_heads, ffn_expansion_factor, bias, layer_norm_type) for _ in range(count))
-    )
-
-
 class OverlapPatchEmbed(nn.Module):
     """Overlapped patch embedding: a 3 x 3 conv, always without bias in the official code."""
 
@@ -170,7 +164,9 @@ class Restormer(nn.Module):
         widths = [dim * 2**level for level in range(NUM_LEVELS)]
 
         def blocks(count: int, width: int, num_heads: int) -> nn.Sequential:
-            return transformer_blocks(count, width, num_heads, ffn_expansion_factor, bias, LayerNorm_type)
+            return nn.Sequential(
+                *(TransformerBlock(width, num_heads, ffn_expansion_factor, bias, LayerNorm_type) for _ in range(count))
+            )
 
         self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
         self.encoder_level1 = blocks(num_blocks[0], widths[0], heads[0])
