@@ -322,13 +322,13 @@ def random_keras_layers(base: int, seed: int = 0) -> list[tuple[np.ndarray, np.n
     return layers
 
 
-def write_keras_hdf5(path: Path, layers, first_number: int = 1):
+def write_keras_hdf5(path: Path, layers, first_number: int = 1, whole_model: bool = True):
     """A whole-model Keras file: model_weights/conv2d_N/conv2d_N/{kernel:0, bias:0}, plus weightless layers and an
-    optimizer group, as Keras writes them."""
+    optimizer group, as Keras writes them; with ``whole_model=False`` a save_weights file (layers at the root)."""
     with h5py.File(path, 'w') as f:
         f.attrs['keras_version'] = b'2.2.4'
         f.attrs['backend'] = b'tensorflow'
-        weights = f.create_group('model_weights')
+        weights = f.create_group('model_weights') if whole_model else f
         names = []
         for number, (kernel, bias) in enumerate(layers, start=first_number):
             name = 'conv2d' if number == 0 else f'conv2d_{number}'
@@ -341,7 +341,8 @@ def write_keras_hdf5(path: Path, layers, first_number: int = 1):
             weights.create_group(name).attrs['weight_names'] = np.array([], dtype='S1')
             names.append(name)
         weights.attrs['layer_names'] = [name.encode() for name in names]
-        f.create_dataset('optimizer_weights/training/Adam/iterations:0', data=np.int64(7))
+        if whole_model:
+            f.create_dataset('optimizer_weights/training/Adam/iterations:0', data=np.int64(7))
 
 
 def keras_same_conv(x, kernel, bias):
@@ -413,13 +414,17 @@ def test_dpdnet_keras_converter_round_trip(tmp_path, monkeypatch, capsys):
     assert (ours - keras_bgr.permute(0, 3, 1, 2)).abs().max() > 1e-4
 
 
-def test_dpdnet_converter_reads_newer_keras_names_and_names_the_file_at_fault(tmp_path):
+def test_dpdnet_converter_reads_other_keras_layouts_and_names_the_file_at_fault(tmp_path):
     base = TINY_DPDNET['base_channels']
     layers = random_keras_layers(base, seed=1)
     newer = tmp_path / 'newer.hdf5'
     write_keras_hdf5(newer, layers, first_number=0)  # conv2d, conv2d_1, ..., conv2d_23
-    state = keras_to_dpdnet_state(str(newer), DPDNet(base_channels=base))
-    assert torch.equal(state['encoder.1.conv1.weight'], torch.from_numpy(layers[2][0]).permute(3, 2, 0, 1))
+    weights_only = tmp_path / 'weights_only.hdf5'
+    write_keras_hdf5(weights_only, layers, whole_model=False)
+    for path in (newer, weights_only):
+        state = keras_to_dpdnet_state(str(path), DPDNet(base_channels=base))
+        assert torch.equal(state['encoder.1.conv1.weight'], torch.from_numpy(layers[2][0]).permute(3, 2, 0, 1))
+        assert torch.equal(state['decoder.0.up.conv.bias'], torch.from_numpy(layers[10][1]))
 
     short = tmp_path / 'short.hdf5'
     write_keras_hdf5(short, layers[:-1])
