@@ -1,9 +1,10 @@
 """DPDNet's official Keras weights (``defocus_deblurring_dp_l5_s512_f0.7_d0.4.hdf5``) as a BasicSR checkpoint.
 
 The official file is a whole-model Keras HDF5: ``model_weights/conv2d_N/conv2d_N/{kernel:0, bias:0}``, N in the order
-``unet()`` creates its layers, kernels stored (height, width, in, out). The official code reads images with OpenCV,
-so its input views and its output are BGR; our network works on RGB, so the first convolution's input channels (of
-both views) and the last convolution's output channels are reordered. Everything else is a transpose.
+``unet()`` creates its layers, kernels stored (height, width, in, out); newer Keras writes ``conv2d, conv2d_1, ...``
+and ``kernel, bias``, which are read too. The official code reads images with OpenCV, so its input views and its
+output are BGR; our network works on RGB, so the first convolution's input channels (of both views) and the last
+convolution's output channels are reordered. Everything else is a transpose.
 """
 
 import os.path as osp
@@ -22,17 +23,17 @@ BGR_TO_RGB_VIEWS = [2, 1, 0, 5, 4, 3]  # left then right view, each reversed
 
 
 def layer_weights(group: h5py.Group, path: str) -> tuple[np.ndarray, np.ndarray]:
-    """The (kernel, bias) datasets somewhere under one layer's group."""
+    """The (kernel, bias) arrays somewhere under one layer's group."""
     found = {}
 
     def collect(name: str, item):
-        if isinstance(item, h5py.Dataset):
-            found[name.rsplit('/', 1)[-1]] = item[()]
+        if isinstance(item, h5py.Dataset):  # 'kernel:0' in Keras 2, 'kernel' in Keras 3
+            found[name.rsplit('/', 1)[-1].removesuffix(':0')] = item[()]
 
     group.visititems(collect)
-    if 'kernel:0' not in found or 'bias:0' not in found:
-        raise ValueError(f'{path}: layer {group.name} has no kernel:0 and bias:0 (found {sorted(found)})')
-    return found['kernel:0'], found['bias:0']
+    if 'kernel' not in found or 'bias' not in found:
+        raise ValueError(f'{path}: layer {group.name} has no kernel and bias (found {sorted(found)})')
+    return found['kernel'], found['bias']
 
 
 def read_keras_convs(path: str) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -323,9 +323,10 @@ def random_keras_layers(base: int, seed: int = 0) -> list[tuple[np.ndarray, np.n
     return layers
 
 
-def write_keras_hdf5(path: Path, layers, first_number: int = 1, whole_model: bool = True):
-    """A whole-model Keras file: model_weights/conv2d_N/conv2d_N/{kernel:0, bias:0}, plus weightless layers and an
-    optimizer group, as Keras writes them; with ``whole_model=False`` a save_weights file (layers at the root)."""
+def write_keras_hdf5(path: Path, layers, first_number: int = 1, whole_model: bool = True, suffix: str = ':0'):
+    """A whole-model Keras 2 file: model_weights/conv2d_N/conv2d_N/{kernel:0, bias:0}, plus weightless layers and an
+    optimizer group, as Keras writes them; with ``whole_model=False`` a save_weights file (layers at the root); Keras 3
+    numbers from ``conv2d`` (``first_number=0``) and writes ``kernel, bias`` (``suffix=''``)."""
     with h5py.File(path, 'w') as f:
         f.attrs['keras_version'] = b'2.2.4'
         f.attrs['backend'] = b'tensorflow'
@@ -334,9 +335,9 @@ def write_keras_hdf5(path: Path, layers, first_number: int = 1, whole_model: boo
         for number, (kernel, bias) in enumerate(layers, start=first_number):
             name = 'conv2d' if number == 0 else f'conv2d_{number}'
             group = weights.create_group(name)
-            group.attrs['weight_names'] = [f'{name}/kernel:0'.encode(), f'{name}/bias:0'.encode()]
-            group.create_group(name).create_dataset('kernel:0', data=kernel)
-            group[name].create_dataset('bias:0', data=bias)
+            group.attrs['weight_names'] = [f'{name}/kernel{suffix}'.encode(), f'{name}/bias{suffix}'.encode()]
+            group.create_group(name).create_dataset(f'kernel{suffix}', data=kernel)
+            group[name].create_dataset(f'bias{suffix}', data=bias)
             names.append(name)
         for name in ('input_1', 'max_pooling2d_1', 'dropout_1', 'up_sampling2d_1', 'concatenate_1'):
             weights.create_group(name).attrs['weight_names'] = np.array([], dtype='S1')
@@ -419,7 +420,7 @@ def test_dpdnet_converter_reads_other_keras_layouts_and_names_the_file_at_fault(
     base = TINY_DPDNET['base_channels']
     layers = random_keras_layers(base, seed=1)
     newer = tmp_path / 'newer.hdf5'
-    write_keras_hdf5(newer, layers, first_number=0)  # conv2d, conv2d_1, ..., conv2d_23
+    write_keras_hdf5(newer, layers, first_number=0, suffix='')  # Keras 3: conv2d, conv2d_1, ..., conv2d_23
     weights_only = tmp_path / 'weights_only.hdf5'
     write_keras_hdf5(weights_only, layers, whole_model=False)
     for path in (newer, weights_only):
