@@ -56,8 +56,8 @@ def summarise(records: list[dict], metric_names: list[str]) -> dict[str, dict[st
 class DualPixelModel(SRModel):
     """DMTNet (or any 6-channel dual-pixel network) trained and tested through BasicSR's pipelines.
 
-    train: ``pixel_opt`` (CharbonnierLoss in the paper's options), ``optim_g``, ``scheduler``, ``ema_decay`` as
-    SRModel; plus ``grad_clip`` (max gradient norm), ``amp`` (bf16 | fp16), ``max_nonfinite_steps`` (default 5).
+    train: ``pixel_opt`` (CharbonnierLoss in the paper's options), ``scheduler``, ``ema_decay`` as SRModel; ``optim_g``
+    Adam or AdamW; plus ``grad_clip`` (max gradient norm), ``amp`` (bf16 | fp16), ``max_nonfinite_steps`` (default 5).
     val: ``metrics`` with types calculate_dp_psnr / calculate_dp_ssim / calculate_dp_mae, optional ``tile`` and
     ``tile_overlap``. Images are 16-bit PNGs; metrics run on float outputs, never on BasicSR's uint8 path.
     """
@@ -89,6 +89,14 @@ class DualPixelModel(SRModel):
                 f'{multiple}: patch size x the window and coarsest-scale multiple); the crops would be mostly '
                 f'padding. Use gt_size >= {multiple}.'
             )
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        """BasicSR 1.4.2 knows Adam only; AdamW is Restormer's recipe (decoupled weight decay)."""
+        if optim_type == 'AdamW':
+            return torch.optim.AdamW(params, lr, **kwargs)
+        if optim_type != 'Adam':
+            raise ValueError(f'train: optim_g: type must be Adam or AdamW, got {optim_type!r}')
+        return super().get_optimizer(optim_type, params, lr, **kwargs)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
