@@ -7,6 +7,8 @@ named in the error.
 
 import collections
 import os.path as osp
+import pickle
+import re
 
 import torch
 
@@ -55,8 +57,17 @@ def load_network_weights(net: torch.nn.Module, path: str, param_key: str | None 
 def read_training_state(path: str) -> dict:
     """A BasicSR training state (``<iter>.state``) on the CPU, loaded with ``weights_only=True``: a pickled payload
     is refused, never run. Errors name the file."""
-    with torch.serialization.safe_globals(TRAINING_STATE_GLOBALS):
-        state = read_checkpoint(path)
+    try:
+        with torch.serialization.safe_globals(TRAINING_STATE_GLOBALS):
+            state = read_checkpoint(path)
+    except ValueError as error:
+        refused = re.search(r'Unsupported global: GLOBAL (\S+)', str(error.__cause__))
+        if isinstance(error.__cause__, pickle.UnpicklingError) and refused:
+            raise ValueError(
+                f'{path}: refused: it holds a pickled {refused.group(1)}, which a training state never holds '
+                '(loading it could run code); it was not loaded'
+            ) from error
+        raise
     if not isinstance(state.get('iter'), int) or 'optimizers' not in state:
         raise ValueError(f'{path}: not a BasicSR training state (keys: {list(state)})')
     return state
