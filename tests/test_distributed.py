@@ -193,19 +193,25 @@ def test_two_nodes_of_one_process_train_and_validate(tmp_path, new_name):
     assert (experiment / 'models' / f'net_g_{VAL_FREQ}.pth').is_file()
 
 
-def test_bad_validation_image_stops_every_rank_naming_the_file(tmp_path, new_name):
+def test_bad_validation_images_stop_every_rank_naming_the_files(tmp_path, new_name):
+    """In the first round, rank 0 meets an unreadable target and rank 1 views of different sizes: each rank fails
+    with both files named, the other rank's too, instead of waiting for a collective timeout."""
     data, val = make_data(tmp_path / 'train', 2), make_data(tmp_path / 'val', VAL_IMAGES, seed=5)
-    bad = val / 'inputR' / '001.png'  # the second image: rank 1's share
+    unreadable = val / 'target' / '000.png'  # rank 0's first image
+    unreadable.write_bytes(b'not a png')
+    wrong_size = val / 'inputR' / '001.png'  # rank 1's first image
     make_data(tmp_path / 'big', 2, height=48, seed=6)
-    shutil.copy(tmp_path / 'big' / 'inputR' / '001.png', bad)
+    shutil.copy(tmp_path / 'big' / 'inputR' / '001.png', wrong_size)
     opt = options_with_validation(new_name('bad_val'), data, val, total_iter=VAL_FREQ)
     result = torchrun_two_ranks(TRAIN_ENTRY, write_yaml(tmp_path / 'bad.yml', opt))
     assert result.returncode != 0
-    for rank in (0, 1):  # rank 0 never read the file: it learnt of it from rank 1, without waiting for a timeout
-        errors = [line for line in result.stderr.splitlines() if line.startswith(f'[rank{rank}]:') and 'Error' in line]
-        assert any(
-            'EvaluationError' in line and str(bad) in line and 'views differ in size' in line for line in errors
-        ), result.stderr[-4000:]
+    for rank in (0, 1):
+        lines = result.stderr.splitlines()
+        errors = [line for line in lines if line.startswith(f'[rank{rank}]:') and 'EvaluationError: ' in line]
+        assert errors, result.stderr[-4000:]
+        assert 'stopped on all 2 ranks' in errors[-1]
+        assert f'rank 0: ValueError: {unreadable}: cannot be decoded as an image' in errors[-1]
+        assert 'rank 1: ValueError: views differ in size' in errors[-1] and str(wrong_size) in errors[-1]
 
 
 def test_toolbox_train_script_resumes_on_cpu_from_another_directory_after_sigkill(tmp_path):
