@@ -294,7 +294,8 @@ def test_training_state_with_a_pickled_payload_is_refused_and_not_run(tmp_path):
     evil = save_pair(tmp_path, 4, extra=Payload(marker))
     with pytest.raises(ValueError, match=re.escape(str(evil))):  # named on resume_state
         compat.load_resume_state_from_root(resume_options(tmp_path, auto_resume=False, resume_state=evil))
-    with pytest.raises(RuntimeError, match=re.escape(str(evil))):  # auto-resume: no other state to fall back on
+    # auto-resume: skipped with a warning, and no other state to fall back on
+    with pytest.raises(RuntimeError, match=re.escape(str(evil))), pytest.warns(UserWarning, match='refused'):
         compat.load_resume_state_from_root(resume_options(tmp_path, auto_resume=True))
     assert not marker.exists()
 
