@@ -5,11 +5,19 @@ through :func:`load_network_weights`, so checkpoints are always loaded with ``we
 named in the error.
 """
 
+import collections
 import os.path as osp
+import pickle
+import re
 
 import torch
 
 PARAM_KEYS = ('params_ema', 'params')
+# Beyond tensors and plain containers, a BasicSR training state (``<iter>.state``: epoch, iter, optimizer and
+# scheduler state dicts, the grad scaler's) holds one class: the milestones of MultiStepLR and BasicSR's
+# MultiStepRestartLR are a collections.Counter. torch 2.14 allows it by default (get_unsafe_globals_in_checkpoint
+# reports nothing for a real state); naming it keeps older torch versions loading states with weights_only=True.
+TRAINING_STATE_GLOBALS = [collections.Counter]
 
 
 def read_checkpoint(path: str) -> dict:
@@ -44,3 +52,22 @@ def load_network_weights(net: torch.nn.Module, path: str, param_key: str | None 
     key, state = network_state(read_checkpoint(path), path, param_key)
     net.load_state_dict(state, strict=strict)
     return key or 'state dict'
+
+
+def read_training_state(path: str) -> dict:
+    """A BasicSR training state (``<iter>.state``) on the CPU, loaded with ``weights_only=True``: a pickled payload
+    is refused, never run. Errors name the file."""
+    try:
+        with torch.serialization.safe_globals(TRAINING_STATE_GLOBALS):
+            state = read_checkpoint(path)
+    except ValueError as error:
+        refused = re.search(r'Unsupported global: GLOBAL (\S+)', str(error.__cause__))
+        if isinstance(error.__cause__, pickle.UnpicklingError) and refused:
+            raise ValueError(
+                f'{path}: refused: it holds a pickled {refused.group(1)}, which a training state never holds '
+                '(loading it could run code); it was not loaded'
+            ) from error
+        raise
+    if not isinstance(state.get('iter'), int) or 'optimizers' not in state:
+        raise ValueError(f'{path}: not a BasicSR training state (keys: {list(state)})')
+    return state

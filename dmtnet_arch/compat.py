@@ -10,6 +10,7 @@ import os
 import os.path as osp
 import sys
 import types
+import warnings
 
 
 def provide_torchvision_functional_tensor():
@@ -54,38 +55,93 @@ def init_dist_pytorch_on_any_device(backend='nccl', **kwargs):
     dist.init_process_group(backend=backend, **kwargs)
 
 
-def latest_complete_state(states_dir: str, models_dir: str) -> str | None:
-    """The newest ``<iter>.state`` whose ``net_g_<iter>.pth`` also exists (temporary files are ignored)."""
+def resume_network_labels(opt: dict) -> list[str]:
+    """``net_<x>`` for every ``network_<x>`` that BasicSR's ``check_resume`` loads with a training state."""
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    return [f'net_{key[len("network_") :]}' for key in opt if key.startswith('network_') and key not in ignored]
+
+
+def complete_states(states_dir: str, models_dir: str, net_labels=('net_g',)) -> list[str]:
+    """Every ``<iter>.state`` whose ``<label>_<iter>.pth`` all exist, newest first (temporary files are ignored)."""
     if not osp.isdir(states_dir):
-        return None
+        return []
     iters = sorted((int(name[: -len('.state')]) for name in os.listdir(states_dir)
                     if name.endswith('.state') and name[: -len('.state')].isdigit()), reverse=True)  # fmt: skip
-    for it in iters:
-        if osp.isfile(osp.join(models_dir, f'net_g_{it}.pth')):
-            return osp.join(states_dir, f'{it}.state')
+    return [
+        osp.join(states_dir, f'{it}.state')
+        for it in iters
+        if all(osp.isfile(osp.join(models_dir, f'{label}_{it}.pth')) for label in net_labels)
+    ]
+
+
+def newest_loadable_state(states_dir: str, models_dir: str, net_labels=('net_g',)) -> tuple[str, dict] | None:
+    """``(path, state)`` of the newest complete state that loads and whose networks load; each newer one is skipped
+    with a warning naming the file and why. States that exist but none loads are an error: starting afresh would
+    archive the experiment."""
+    from dmtnet_arch.checkpoint import network_state, read_checkpoint, read_training_state
+
+    skipped = []
+    for state_path in complete_states(states_dir, models_dir, net_labels):
+        it = osp.basename(state_path)[: -len('.state')]
+        try:
+            state = read_training_state(state_path)
+            for label in net_labels:
+                net_path = osp.join(models_dir, f'{label}_{it}.pth')
+                network_state(read_checkpoint(net_path), net_path, 'params')
+        except (OSError, ValueError, KeyError) as error:
+            skipped.append(str(error))
+            warnings.warn(f'--auto_resume skips iteration {it}: {error}', stacklevel=2)
+            continue
+        return state_path, state
+    if skipped:
+        raise RuntimeError(f'--auto_resume: no training state in {states_dir} can be resumed: ' + '; '.join(skipped))
     return None
 
 
 def load_resume_state_from_root(opt: dict):
     """Broken: ``basicsr.train.load_resume_state`` (1) calls ``torch.cuda.current_device()``, so resuming fails on
     CPU; (2) with ``--auto_resume`` looks in ``experiments/<name>`` relative to the working directory while saves
-    go under root_path, so from another directory it finds nothing and archives the experiment it should resume.
-    Look under ``opt['path']['training_states']`` (root-based) and map tensors to the current device."""
-    import torch
+    go under root_path, so from another directory it finds nothing and archives the experiment it should resume;
+    (3) loads with ``weights_only=False``, so a state file carrying a pickled payload runs it; (4) takes the newest
+    ``.state`` even when it or its network file is truncated, and fails although an older pair is intact.
+    Look under ``opt['path']`` (root-based), take the newest complete pair that loads (warning about each one
+    skipped), load with ``weights_only=True`` on the CPU: the optimizers move their states to the parameters."""
     from basicsr.utils import check_resume
 
-    resume_state_path = opt['path'].get('resume_state')
+    from dmtnet_arch.checkpoint import read_training_state
+
+    found = None
     if opt['auto_resume']:
-        found = latest_complete_state(opt['path']['training_states'], opt['path']['models'])
-        resume_state_path = found or resume_state_path
-        if found:
-            opt['path']['resume_state'] = found
-    if not resume_state_path:
+        paths = opt['path']
+        found = newest_loadable_state(paths['training_states'], paths['models'], resume_network_labels(opt))
+    if found is None and opt['path'].get('resume_state'):
+        found = opt['path']['resume_state'], read_training_state(opt['path']['resume_state'])
+    if found is None:
         return None
-    device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else 'cpu'
-    resume_state = torch.load(resume_state_path, map_location=device, weights_only=False)
+    opt['path']['resume_state'], resume_state = found
     check_resume(opt, resume_state['iter'])
     return resume_state
+
+
+def fix_resume_of_basicsr_train_script(parse_options, basicsr_load_resume_state):
+    """Broken: the toolbox's own ``basicsr/train.py`` run as a script calls the ``load_resume_state`` it defines in
+    ``__main__``, not ``basicsr.train``'s, so the fix above misses it (resuming needs a GPU and the toolbox root as
+    working directory). That function is defined after the script's imports, so the start-up hook cannot replace
+    it then; its ``train_pipeline`` calls ``parse_options`` first, when it is defined. Wrap ``parse_options`` to
+    swap ``__main__.load_resume_state`` for :func:`load_resume_state_from_root` when it is BasicSR's own code."""
+
+    def is_basicsr_load_resume_state(function) -> bool:
+        code, own = getattr(function, '__code__', None), basicsr_load_resume_state.__code__
+        return code is not None and (code.co_code, code.co_names) == (own.co_code, own.co_names)
+
+    def parse_options_fixing_the_script(*args, **kwargs):
+        main = sys.modules.get('__main__')
+        if is_basicsr_load_resume_state(getattr(main, 'load_resume_state', None)):
+            main.load_resume_state = load_resume_state_from_root
+        return parse_options(*args, **kwargs)
+
+    parse_options_fixing_the_script.fixes_script_resume = True
+    return parse_options_fixing_the_script
 
 
 def keep_yaml_schedule_on_resume(resume_training):
@@ -174,10 +230,15 @@ def apply():
 def patch_basicsr():
     """Fixes to functions of an imported basicsr, looked up by name at call time."""
     import basicsr.train
+    import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import dist_util
 
     dist_util._init_dist_pytorch = init_dist_pytorch_on_any_device
+    if not getattr(basicsr.utils.options.parse_options, 'fixes_script_resume', False):
+        basicsr.utils.options.parse_options = fix_resume_of_basicsr_train_script(
+            basicsr.utils.options.parse_options, basicsr.train.load_resume_state
+        )
     basicsr.train.load_resume_state = load_resume_state_from_root
     if not getattr(BaseModel.resume_training, 'keeps_yaml_schedule', False):
         BaseModel.resume_training = keep_yaml_schedule_on_resume(BaseModel.resume_training)
