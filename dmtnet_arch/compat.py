@@ -232,28 +232,27 @@ def check_options_when_parsed(parse_options):
     return parse_and_check
 
 
-def refuse_train_set_smaller_than_a_batch(create_train_val_dataloader):
+def refuse_train_set_smaller_than_a_batch(build_dataloader):
     """Broken: with fewer training samples than one global batch BasicSR's loader drops the only, incomplete batch,
     every epoch is empty, and training ends at once saving an untrained network with exit 0. Refuse it, with the
-    numbers."""
+    numbers. Wraps ``build_dataloader``, which both ``basicsr.train`` and a toolbox's own ``train.py`` call."""
 
-    def create_and_check(opt, logger):
-        result = create_train_val_dataloader(opt, logger)
-        train_loader = result[0]
-        if train_loader is not None and len(train_loader) == 0:
-            dataset_opt = next(v for k, v in opt['datasets'].items() if k.split('_')[0] == 'train')
-            per_gpu, world = dataset_opt['batch_size_per_gpu'], opt.get('world_size', 1)
-            ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
+    def build_and_check(dataset, dataset_opt, *args, **kwargs):
+        loader = build_dataloader(dataset, dataset_opt, *args, **kwargs)
+        if dataset_opt['phase'] == 'train' and len(loader) == 0:
+            sampler = loader.sampler if hasattr(loader.sampler, 'num_replicas') else None
+            processes = sampler.num_replicas if sampler is not None else 1
             raise ValueError(
-                f'datasets: train ({dataset_opt["name"]}): {len(train_loader.dataset)} training samples '
-                f'(x dataset_enlarge_ratio {ratio}) are fewer than one global batch of {per_gpu * world} '
-                f'(batch_size_per_gpu {per_gpu} x {world} process(es)): every epoch would be empty and training '
-                'would save an untrained network. Add training images or lower batch_size_per_gpu.'
+                f'datasets: train ({dataset_opt["name"]}): {len(dataset)} training samples (x dataset_enlarge_ratio '
+                f'{dataset_opt.get("dataset_enlarge_ratio", 1)}) are fewer than one global batch of '
+                f'{loader.batch_size * processes} (batch size {loader.batch_size} per process x {processes} '
+                'process(es)): every epoch would be empty and training would save an untrained network. Add '
+                'training images or lower batch_size_per_gpu.'
             )
-        return result
+        return loader
 
-    create_and_check.checks_batch = True
-    return create_and_check
+    build_and_check.checks_batch = True
+    return build_and_check
 
 
 def apply():
@@ -264,6 +263,7 @@ def apply():
 
 def patch_basicsr():
     """Fixes to functions of an imported basicsr, looked up by name at call time."""
+    import basicsr.data
     import basicsr.test
     import basicsr.train
     import basicsr.utils.options
@@ -284,7 +284,6 @@ def patch_basicsr():
     for module in (basicsr.train, basicsr.test, basicsr.utils.options):
         if not getattr(module.parse_options, 'checks_options', False):
             module.parse_options = check_options_when_parsed(module.parse_options)
-    if not getattr(basicsr.train.create_train_val_dataloader, 'checks_batch', False):
-        basicsr.train.create_train_val_dataloader = refuse_train_set_smaller_than_a_batch(
-            basicsr.train.create_train_val_dataloader
-        )
+    for module in (basicsr.train, basicsr.data):
+        if not getattr(module.build_dataloader, 'checks_batch', False):
+            module.build_dataloader = refuse_train_set_smaller_than_a_batch(module.build_dataloader)

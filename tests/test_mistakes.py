@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from basicsr.models import build_model
 from basicsr import test as basicsr_test
+from basicsr.models import build_model
 from basicsr.utils.options import ordered_yaml
 from test_training import (  # noqa: F401  (new_name: a fixture, used through experiment_name)
     NETWORK,
@@ -25,7 +25,6 @@ from test_training import (  # noqa: F401  (new_name: a fixture, used through ex
     SIZE,
     TEST_ENTRY,
     TRAIN_ENTRY,
-    check_ok,
     eval_options,
     last_line,
     make_data,
@@ -486,7 +485,7 @@ def test_case_3_fewer_training_images_than_the_batch(tmp_path, experiment_name):
     result = run([PYTHON, TRAIN_ENTRY, '-opt', write_yaml(tmp_path / 'small.yml', opt)], tmp_path)
     assert result.returncode != 0
     assert 'datasets: train (tiny_train): 3 training samples' in last_line(result.stderr)
-    assert 'fewer than one global batch of 4 (batch_size_per_gpu 4 x 1 process(es))' in last_line(result.stderr)
+    assert 'fewer than one global batch of 4 (batch size 4 per process x 1 process(es))' in last_line(result.stderr)
     assert not list((REPO / 'experiments' / opt['name'] / 'models').glob('*.pth'))
 
 
@@ -512,6 +511,7 @@ def test_case_4_dpdd_views_of_other_scenes_stop_the_test_pipeline_and_prepare(tm
 
 
 def test_compat_patches_are_in_place():
+    import basicsr.data
     import basicsr.test
     import basicsr.train
     from basicsr.models.base_model import BaseModel
@@ -520,4 +520,5 @@ def test_compat_patches_are_in_place():
     assert getattr(BaseModel.__init__, 'adopts_checkpoint_options', False)
     assert getattr(basicsr.train.parse_options, 'checks_options', False)
     assert getattr(basicsr.test.parse_options, 'checks_options', False)
-    assert getattr(basicsr.train.create_train_val_dataloader, 'checks_batch', False)
+    assert getattr(basicsr.train.build_dataloader, 'checks_batch', False)
+    assert getattr(basicsr.data.build_dataloader, 'checks_batch', False)
