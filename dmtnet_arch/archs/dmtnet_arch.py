@@ -370,6 +370,15 @@ class DMTNet(nn.Module):
         )
         self.upsampling = UpSampling(embed_dim, upsampler_channels, out_channels, patch_size)
 
+    @staticmethod
+    def describe_state_dict(state: dict) -> str:
+        """The variant a state dict's number of DMSSRMs implies (Table 1), e.g. 'DMTNet-T', with a non-default width."""
+        stages = {key.split('.')[2] for key in state if key.startswith('reconstruction.stages.')}
+        variants = {count: variant for variant, count in VARIANT_DMSSRMS.items()}
+        name = f'DMTNet-{variants[len(stages)]}' if len(stages) in variants else f'DMTNet with {len(stages)} DMSSRMs'
+        embedding = state.get('feature_extraction.patch_partition.proj.weight')
+        return name if embedding is None or embedding.shape[0] == 96 else f'{name} (embed_dim {embedding.shape[0]})'
+
     @property
     def scale_weights(self) -> list[torch.Tensor]:
         """Each DMSSRM's (N, S) alpha from the last forward call, in cascade order."""

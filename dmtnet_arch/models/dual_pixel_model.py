@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from dmtnet_arch.atomic_io import encode_png, float_to_uint16, write_bytes_atomically
+from dmtnet_arch.option_check import Option
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -128,6 +129,32 @@ class DualPixelModel(SRModel):
     val: ``metrics`` with types calculate_dp_psnr / calculate_dp_ssim / calculate_dp_mae, optional ``tile`` and
     ``tile_overlap``. Images are 16-bit PNGs; metrics run on float outputs, never on BasicSR's uint8 path.
     """
+
+    # train: and val: keys, checked when the option file is loaded (dmtnet_arch/option_check.py); the blocks inside
+    # (optim_*, scheduler, *_opt, metrics) are checked against what their type takes. A subclass adds its own keys.
+    option_schema = {
+        'train': {
+            'ema_decay': Option(float, minimum=0),
+            'optim_g': Option(dict, nullable=False),
+            'scheduler': Option(dict),
+            'total_iter': Option(int, nullable=False, minimum=1),
+            'warmup_iter': Option(int),
+            'pixel_opt': Option(dict),
+            'perceptual_opt': Option(dict),
+            'grad_clip': Option(float, minimum=0),
+            'amp': Option((str, bool), choices=(*AMP_DTYPES, False)),
+            'max_nonfinite_steps': Option(int, minimum=1),
+        },
+        'val': {
+            'val_freq': Option(int, minimum=1),
+            'save_img': Option(bool),
+            'suffix': Option(str),
+            'metrics': Option(dict),
+            'pbar': Option(bool),
+            'tile': Option(int, minimum=1),
+            'tile_overlap': Option(int, minimum=0),
+        },
+    }
 
     def init_training_settings(self):
         self.check_crop_size()
