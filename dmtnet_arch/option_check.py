@@ -331,11 +331,13 @@ def network_labels(opt: dict) -> list:
     ]
 
 
-def check_path(opt: dict):
-    """path: keys, and that a test run has weights for every network unless random weights are asked for."""
+def check_path(opt: dict, model_path_keys=()):
+    """path: keys (BasicSR's, each network's, and the model's own ``path_keys``), and that a test run has weights
+    for every network unless random weights are asked for."""
     path = opt.get('path') or {}
     labels = network_labels(opt)
-    known = set(PATH_KEYS) | {key.format(label) for key in PER_NETWORK_PATH_KEYS for label in labels}
+    known = set(PATH_KEYS) | set(model_path_keys)
+    known |= {key.format(label) for key in PER_NETWORK_PATH_KEYS for label in labels}
     check_known_keys('path', path, known)
     for label in labels:
         if f'strict_load_{label}' in path:
@@ -402,7 +404,7 @@ def check_options(opt: dict) -> dict:
         check_network(f'network_{label}', opt[f'network_{label}'], plugin_model)
     check_metrics(opt, plugin_model)
     if plugin_model:
-        check_path(opt)
+        check_path(opt, getattr(model, 'path_keys', ()))
         for section, section_schema in schema.items():
             check_model_section(opt, section, section_schema)
     return opt

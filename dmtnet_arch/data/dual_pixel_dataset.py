@@ -45,6 +45,7 @@ class DualPixelDataset(torch.utils.data.Dataset):
         'use_hflip': Option(bool),
         'use_vflip': Option(bool),
         'use_rot': Option(bool),
+        'bit_depth': Option(int, choices=(8,)),
     }
 
     def __init__(self, opt: dict):
