@@ -33,9 +33,16 @@ def write_bytes_atomically(path, payload: bytes) -> None:
 
 def write_png(path, rgb: np.ndarray) -> None:
     """An RGB uint8 or uint16 array as a PNG of that bit depth."""
-    ok, encoded = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    write_image(path, rgb, '.png')
+
+
+def write_image(path, rgb: np.ndarray, suffix: str | None = None) -> None:
+    """An RGB uint8 or uint16 array as an image of that bit depth, in the format of ``suffix`` (default: the path's
+    own: .png, .tif or .tiff)."""
+    suffix = suffix or Path(path).suffix.lower()
+    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise OSError(f'{path}: PNG encoding failed')
+        raise OSError(f'{path}: {suffix} encoding failed')
     write_bytes_atomically(path, encoded.tobytes())
 
 
