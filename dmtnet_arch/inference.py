@@ -235,7 +235,7 @@ class Deblurrer:
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()
             overlap = min(FALLBACK_OVERLAP, tile // 4)
-            logger.warning(f'{name}: out of memory for the whole image; retrying in {tile} px tiles, {overlap} overlap')
+            logger.warning(f'{name}: out of memory; retrying in {tile} px tiles, {overlap} overlap')
             try:
                 return tiled_forward(self.forward, lq, tile, overlap)
             except Exception as error:
