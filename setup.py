@@ -31,10 +31,11 @@ setup(
         'torch',
         'torchvision',
         'lmdb',
+        'matplotlib',
         'opencv-python',
         'pyyaml',
         'scikit-image',
         'tb-nightly',
     ],
-    extras_require={'dev': ['pytest', 'ruff']},
+    extras_require={'dev': ['pytest', 'ruff'], 'export': ['onnx', 'onnxruntime']},
 )
