@@ -302,12 +302,16 @@ def deblur_all(
     return report
 
 
-def write_alpha_csv(path, alphas: dict):
-    """One row per image and DMSSRM: ``image, dmssrm, alpha_1 .. alpha_S`` (scale j pools by 2^(j-1))."""
-    rows = [(image, i + 1, *values) for image, table in alphas.items() for i, values in enumerate(table)]
-    num_scales = max((len(row) - 2 for row in rows), default=3)
+def write_alpha_csv(path, alphas: dict, blur: dict | None = None, blur_label: str = 'blur'):
+    """One row per image and DMSSRM: ``image, [blur_label,] dmssrm, alpha_1 .. alpha_S`` (scale j pools by
+    2^(j-1)); ``alphas`` maps an image to its (DMSSRMs, S) array, ``blur`` (optional) to its amount of blur."""
+    extra = [blur_label] if blur is not None else []
+    num_scales = max((table.shape[1] for table in alphas.values()), default=3)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(['image', 'dmssrm', *[f'alpha_{j + 1}' for j in range(num_scales)]])
-    writer.writerows((image, stage, *[f'{value:.6f}' for value in values]) for image, stage, *values in rows)
+    writer.writerow(['image', *extra, 'dmssrm', *[f'alpha_{j + 1}' for j in range(num_scales)]])
+    for image, table in alphas.items():
+        blur_value = [f'{blur[image]:.4f}'] if blur is not None else []
+        for stage, values in enumerate(table, start=1):
+            writer.writerow([image, *blur_value, stage, *[f'{value:.6f}' for value in values]])
     write_bytes_atomically(path, buffer.getvalue().encode())
