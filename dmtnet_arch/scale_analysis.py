@@ -4,6 +4,7 @@
 maps F_scale_j (eq. 14) are read with forward hooks on each DMSSRM's scale branches, so the network is unchanged.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,3 +116,18 @@ def read_test_image(sample, root, blur_measure: str) -> TestImage:
         mse = float(np.mean(((left + right) / 2 - target) ** 2))
         blur = 10 * np.log10(1 / max(mse, 1e-12))
     return TestImage(sample.name, lq, blur)
+
+
+@contextmanager
+def fixed_alpha(net: torch.nn.Module, alphas: list):
+    """Inside the block, each DMSSRM uses the given (N, S) alpha instead of predicting its own from the (tile's)
+    global average pooling: to measure how much of the tiling error the pooling causes."""
+    hooks = [
+        stage.selection.register_forward_hook(lambda _module, _args, _out, a=alpha: a)
+        for stage, alpha in zip(dmssrms(net), alphas, strict=True)
+    ]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()

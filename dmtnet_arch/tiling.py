@@ -67,3 +67,13 @@ def tiled_forward(
             out[..., y : y + th, x : x + tw] += tile_out * window
             weight[..., y : y + th, x : x + tw] += window
     return out / weight
+
+
+def blended_zone_mask(height: int, width: int, tile: int, overlap: int) -> torch.Tensor:
+    """(H, W) bool: the pixels where two or more tiles are blended, i.e. along the tile borders."""
+    check_tiling(tile, overlap)
+    coverage = torch.zeros(height, width)
+    for y in tile_starts(height, tile, overlap):
+        for x in tile_starts(width, tile, overlap):
+            coverage[y : y + tile, x : x + tile] += 1
+    return coverage > 1
