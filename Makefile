@@ -39,4 +39,4 @@ complexity: $(STAMP)
 	$(PY) scripts/complexity.py
 
 benchmark: $(STAMP)
-	$(PY) scripts/benchmark_arch.py
+	$(PY) scripts/benchmark.py --variants TSB --full-size-variants TSB --threads 2 --conv-reference

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from dmtnet_arch.archs.dmtnet_arch import VARIANT_DMSSRMS
+from dmtnet_arch.complexity import count_macs
 from dmtnet_arch.inference import AMP_DTYPES
 from dmtnet_arch.tiling import tiled_forward
 
@@ -115,19 +116,39 @@ def measure(case: Case) -> dict:
         synchronize(device)
         times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == 'cuda' else resident_gib('VmHWM')
+    macs = count_macs(net, tuple(x.shape))  # on the meta device: no arithmetic; tiles add their overlaps on top
     return {
         **asdict(case),
         'seconds': statistics.median(times),
+        'gmacs': macs / 1e9,
         'before_gib': before,
         'peak_gib': peak,
         'threads': torch.get_num_threads(),
     }
 
 
-def measure_in_fresh_process(case: Case) -> dict:
-    """:func:`measure` in a new interpreter, so that the peak memory belongs to this case alone."""
+def measure_in_fresh_process(case: Case, function=None) -> dict:
+    """:func:`measure` (or ``function``) in a new interpreter, so that the peak memory belongs to this case alone."""
     with multiprocessing.get_context('spawn').Pool(1) as pool:
-        return pool.apply(measure, (case,))
+        return pool.apply(function or measure, (case,))
+
+
+def convolution_rate(case: Case) -> float:
+    """MACs per second of a plain Conv2d(64, 64, 3) on a (1, 64, H, W) input: the best a dense convolution does
+    here, the reference for each network's MAC rate (median of 9 runs after one warm-up)."""
+    if case.threads:
+        torch.set_num_threads(case.threads)
+    device = torch.device(case.device)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
+    x = torch.rand(1, 64, case.height, case.width, device=device)
+    times = []
+    with torch.inference_mode():
+        for _ in range(10):
+            start = time.perf_counter()
+            conv(x)
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+    return 64 * 64 * 9 * case.height * case.width / statistics.median(times[1:])
 
 
 def training_iterations_per_second(network: dict, device: str, size: int = 512, batch: int = 8, iters: int = 10,
@@ -166,18 +187,28 @@ def machine_line(device: str, threads: int | None = None) -> str:
     )
 
 
-def table_row(result: dict) -> str:
+def table_row(result: dict, conv_rate: float | None = None) -> str:
     mode = f'tiles {result["tile"]}/{result["tile_overlap"]}' if result['tile'] else 'whole image'
     precision = result['amp'] or 'fp32'
     if result['compile'] or result['channels_last']:
         precision += ' + ' + ', '.join(k for k in ('compile', 'channels_last') if result[k])
     return (
         f'| {result["label"]} | {result["width"]}x{result["height"]} | {mode} | {result["device"]} {precision} | '
-        f'{result["seconds"]:.2f} | {result["peak_gib"]:.2f} | {result["before_gib"]:.2f} |'
+        f'{result["seconds"]:.2f} | {result["peak_gib"]:.2f} | {result["before_gib"]:.2f} | '
+        f'{mac_rate(result, conv_rate)} |'
     )
 
 
+def mac_rate(result: dict, conv_rate: float | None) -> str:
+    """GMAC/s of a whole-image run, and its fraction of the reference convolution's rate when measured."""
+    if result['tile']:
+        return ''
+    rate = result['gmacs'] * 1e9 / result['seconds']
+    return f'{rate / 1e9:.1f}' + (f' ({rate / conv_rate:.0%} of conv)' if conv_rate else '')
+
+
 TABLE_HEADER = (
-    '| network | size | mode | device, precision | latency (s) | peak memory (GiB) | before the passes (GiB) |\n'
-    '|---|---|---|---|---|---|---|'
+    '| network | size | mode | device, precision | latency (s) | peak memory (GiB) | before the passes (GiB) '
+    '| GMAC/s |\n'
+    '|---|---|---|---|---|---|---|---|'
 )

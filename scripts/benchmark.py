@@ -21,6 +21,7 @@ from dmtnet_arch.atomic_io import write_bytes_atomically  # noqa: E402
 from dmtnet_arch.benchmark import (  # noqa: E402
     TABLE_HEADER,
     Case,
+    convolution_rate,
     machine_line,
     measure_in_fresh_process,
     networks,
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--repeats', type=int, default=1)
     parser.add_argument('--threads', type=int, help='torch threads (default: torch default)')
     parser.add_argument('--train', action='store_true', help='GPU training iterations/s, 512 x 512, batch 8, bf16')
+    parser.add_argument('--conv-reference', action='store_true', help="MAC rate against Conv2d(64, 64, 3)'s")
     parser.add_argument('--json', help='write every result to this JSON file')
     parser.add_argument('--plot', help='latency against megapixels (whole image, first precision) to this PNG')
     return parser
@@ -88,10 +90,14 @@ def main(argv=None) -> int:
     print(machine_line(args.device, args.threads), flush=True)
     print(TABLE_HEADER, flush=True)
     results = []
+    conv_rate = None
     for case in cases(args):
+        if args.conv_reference and conv_rate is None:
+            conv_rate = measure_in_fresh_process(case, convolution_rate)
+            print(f'Conv2d(64, 64, 3) at {case.width}x{case.height}: {conv_rate / 1e9:.1f} GMAC/s', flush=True)
         result = measure_in_fresh_process(case)
         results.append(result)
-        print(table_row(result), flush=True)
+        print(table_row(result, conv_rate), flush=True)
     if args.train:
         for label, network, _ in networks(args.variants, False):
             speed = training_iterations_per_second(network, args.device)

@@ -12,7 +12,7 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path, capsys):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     argv = ['--variants', 'T', '--sizes', '40x48', '--tile', '32', '--tile-overlap', '8', '--threads', '1',
-            '--warmup', '0', '--json', tmp_path / 'r.json', '--plot', tmp_path / 'latency.png']  # fmt: skip
+            '--warmup', '0', '--conv-reference', '--json', tmp_path / 'r.json', '--plot', tmp_path / 'latency.png']  # fmt: skip
     assert script.main([str(a) for a in argv]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| DMTNet-T')]
     assert [row.split(' | ')[1:3] for row in rows] == [
