@@ -179,7 +179,7 @@ class Deblurrer:
     device: torch.device = field(default_factory=lambda: torch.device('cpu'))
     amp: str | None = None
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = False  # True or a torch.compile backend name ('inductor', the default; 'eager' for tests)
     tile: int | None = None
     tile_overlap: int = 64
     record_alpha: bool = False
@@ -196,7 +196,8 @@ class Deblurrer:
         self.bare_net = self.net.to(self.device).eval()
         if self.channels_last:
             self.bare_net = self.bare_net.to(memory_format=torch.channels_last)
-        self.runner = torch.compile(self.bare_net) if self.compile else self.bare_net
+        backend = 'inductor' if self.compile is True else self.compile
+        self.runner = torch.compile(self.bare_net, backend=backend) if self.compile else self.bare_net
         self.alphas: list[torch.Tensor] = []
 
     def autocast(self):

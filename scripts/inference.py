@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help='channels-last memory layout (default: on for GPU, off for CPU)',
     )
-    parser.add_argument('--compile', action='store_true', help='torch.compile the network')
+    parser.add_argument(
+        '--compile', nargs='?', const='inductor', default=False, metavar='BACKEND', help='torch.compile (inductor)'
+    )
     parser.add_argument('--save-alpha', metavar='CSV', help="write each DMSSRM's scale weights alpha per image")
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser

@@ -11,8 +11,8 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location('benchmark_script', SCRIPT)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    argv = ['--variants', 'T', '--sizes', '40x48', '--tile', '32', '--tile-overlap', '8', '--threads', '1',
-            '--warmup', '0', '--conv-reference', '--json', tmp_path / 'r.json', '--plot', tmp_path / 'latency.png']  # fmt: skip
+    argv = ['--variants', 'T', '--sizes', '40x48', '--tile', '32', '--tile-overlap', '8', '--threads', '1', '--warmup',
+            '0', '--conv-reference', '--json', tmp_path / 'r.json', '--plot', tmp_path / 'latency.png']  # fmt: skip
     assert script.main([str(a) for a in argv]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| DMTNet-T')]
     assert [row.split(' | ')[1:3] for row in rows] == [
@@ -21,4 +21,5 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path, capsys):
     results = json.loads((tmp_path / 'r.json').read_text())
     assert len(results) == 2 and all(r['threads'] == 1 for r in results)
     assert all(r['seconds'] > 0 and r['peak_gib'] >= r['before_gib'] > 0 for r in results)
+    assert 'GMAC/s' in rows[0] or 'of conv' in rows[0]
     assert (tmp_path / 'latency.png').read_bytes().startswith(b'\x89PNG')

@@ -338,6 +338,17 @@ def test_bf16_and_channels_last_on_cpu_stay_close_to_fp32(weights):
     assert bf16.dtype == torch.float32 and (bf16 - reference).abs().mean() < 0.02
 
 
+def test_compiled_network_gives_the_same_output_and_alpha(weights):
+    """torch.compile's graph capture (the eager backend: inductor's C++ build takes minutes on this machine)."""
+    _, net = weights
+    x = torch.rand(1, 6, 40, 56)
+    reference = Deblurrer(net, record_alpha=True)
+    expected = reference(x)
+    compiled = Deblurrer(net, compile='eager', record_alpha=True)
+    torch.testing.assert_close(compiled(x), expected)
+    np.testing.assert_allclose(compiled.mean_alpha(), reference.mean_alpha(), atol=1e-6)
+
+
 def test_fp16_needs_a_gpu(weights):
     with pytest.raises(ValueError, match='fp16 needs a GPU'):
         Deblurrer(weights[1], amp='fp16')
