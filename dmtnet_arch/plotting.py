@@ -16,10 +16,10 @@ from dmtnet_arch.atomic_io import write_bytes_atomically  # noqa: E402
 SCALE_COLOURS = ('tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple')
 
 
-def save_figure(figure, path, dpi: int = 120):
-    """Write ``figure`` as a PNG at ``path`` (atomically) and close it."""
+def save_figure(figure, path, title: str = '', dpi: int = 120):
+    """Write ``figure`` as a PNG at ``path`` (atomically, ``title`` also in the PNG's Title text) and close it."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=dpi, bbox_inches='tight')
+    figure.savefig(buffer, format='png', dpi=dpi, bbox_inches='tight', metadata={'Title': title})
     plt.close(figure)
     write_bytes_atomically(path, buffer.getvalue())
 
@@ -69,14 +69,11 @@ def figure5(path, blurred: np.ndarray, output: np.ndarray, stages: list, title: 
         axis.axis('off')
     for row, stage in enumerate(stages, start=1):
         for j, scale_map in enumerate(stage.scale_maps):
-            show(
-                axes[row, j],
-                feature_image(scale_map, mode),
-                f'DMSSRM {row}: F_scale{j + 1}, alpha={stage.alpha[j]:.3f}',
-            )
-        show(axes[row, -1], feature_image(stage.weighted_sum, mode), f'DMSSRM {row}: sum alpha_j F_scale_j')
+            caption = f'DMSSRM {row}: F_scale{j + 1} (pool {2**j})\nalpha = {stage.alpha[j]:.3f}'
+            show(axes[row, j], feature_image(scale_map, mode), caption)
+        show(axes[row, -1], feature_image(stage.weighted_sum, mode), f'DMSSRM {row}:\nsum_j alpha_j F_scale_j')
     figure.suptitle(title, fontsize=10)
-    save_figure(figure, path)
+    save_figure(figure, path, title)
 
 
 def alpha_against_blur(path, blur: list, alphas: np.ndarray, blur_label: str, title: str):
@@ -94,7 +91,7 @@ def alpha_against_blur(path, blur: list, alphas: np.ndarray, blur_label: str, ti
             axis.invert_xaxis()  # more blur to the right, as with the defocus radius
         axis.legend(fontsize=7)
     figure.suptitle(title, fontsize=10)
-    save_figure(figure, path)
+    save_figure(figure, path, title)
 
 
 def latency_against_size(path, series: dict, title: str):
@@ -110,4 +107,4 @@ def latency_against_size(path, series: dict, title: str):
     axis.set_ylabel('latency (s)')
     axis.set_title(title, fontsize=9)
     axis.legend(fontsize=7)
-    save_figure(figure, path)
+    save_figure(figure, path, title)

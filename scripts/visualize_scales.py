@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-opt', '--opt', required=True, help='option file with network_g (DMTNet S, B, L or H)')
     parser.add_argument('--weights', help='checkpoint (overrides pretrain_network_g)')
+    parser.add_argument('--param-key', help='params or params_ema (default: params_ema when present, else params)')
     parser.add_argument('--untrained', action='store_true', help='ignore any weights: random initialisation')
     parser.add_argument('--left', help='left view of one pair (Figure 5)')
     parser.add_argument('--right', help='right view of one pair')
@@ -59,7 +60,8 @@ def load_network(args, options: dict) -> tuple[torch.nn.Module, str]:
     network_options = options['network_g']
     label = f'{network_options["type"]}-{network_options.get("variant", "")}'.rstrip('-')
     if weights:
-        return build_from_options(network_options, weights), f'{label}, weights {Path(weights).name}'
+        net = build_from_options(network_options, weights, args.param_key)
+        return net, f'{label}, weights {Path(weights).name}'
     log.warning('no weights: the network is untrained (random initialisation); the figures say so')
     torch.manual_seed(0)
     return build_network(dict(network_options)).eval(), f'{label}, UNTRAINED weights'

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
@@ -80,7 +81,8 @@ def test_figure_5_png_for_one_pair(tmp_path, options, trained, capsys):
     assert run(argv) == 0
     assert (tmp_path / 'fig5.png').read_bytes().startswith(PNG_SIGNATURE)
     printed = capsys.readouterr().out
-    assert ('UNTRAINED weights' in printed) != trained  # the figure's title says so too
+    assert ('UNTRAINED weights' in printed) != trained
+    assert ('UNTRAINED weights' in Image.open(tmp_path / 'fig5.png').text['Title']) != trained
     alphas = [
         [float(a) for a in group.split(', ')] for group in printed.split('alpha per DMSSRM (')[1][:-2].split('), (')
     ]
