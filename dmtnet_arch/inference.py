@@ -20,6 +20,7 @@ import torch
 import yaml
 from basicsr.archs import build_network
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dmtnet_arch.atomic_io import write_bytes_atomically, write_image
 from dmtnet_arch.checkpoint import load_network_weights
@@ -282,25 +283,28 @@ def deblur_all(
     report = RunReport()
     output_dir = Path(output_dir)
     start = time.perf_counter()
-    bar = tqdm(samples, unit='image', desc='Deblurring', disable=not progress)
-    for sample in bar:
-        try:
-            pair = read_input(sample, channels)
-            output = deblurrer(pair.lq, pair.name)
-            out_bits = bits or pair.bits
-            write_image(output_dir / pair.name, to_integer_image(output, out_bits))
-        except Exception as error:
-            if isinstance(error, KeyboardInterrupt):
-                raise
-            report.failures.append(f'{sample.left} + {sample.right}: {error}')
-            logger.error(f'skipped {sample.name}: {error}')
-            continue
-        logger.info(f'{pair.name}: {pair.note}, {pair.bits}-bit in, {out_bits}-bit out')
-        report.written.append(str(output_dir / pair.name))
-        if deblurrer.record_alpha:
-            report.alphas[pair.name] = deblurrer.mean_alpha()
+    with logging_redirect_tqdm():  # log lines above the bar, not through it
+        for sample in tqdm(samples, unit='image', desc='Deblurring', disable=not progress):
+            deblur_one(deblurrer, sample, output_dir, channels, bits, report)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def deblur_one(deblurrer: Deblurrer, sample: DualPixelSample, output_dir: Path, channels: int, bits, report):
+    """Read, run and write one sample into ``report``; any failure is recorded with the files' names."""
+    try:
+        pair = read_input(sample, channels)
+        output = deblurrer(pair.lq, pair.name)
+        out_bits = bits or pair.bits
+        write_image(output_dir / pair.name, to_integer_image(output, out_bits))
+    except Exception as error:  # one bad pair must not lose the others (KeyboardInterrupt is not an Exception)
+        report.failures.append(f'{sample.left} + {sample.right}: {error}')
+        logger.error(f'skipped {sample.name}: {error}')
+        return
+    logger.info(f'{pair.name}: {pair.note}, {pair.bits}-bit in, {out_bits}-bit out')
+    report.written.append(str(output_dir / pair.name))
+    if deblurrer.record_alpha:
+        report.alphas[pair.name] = deblurrer.mean_alpha()
 
 
 def write_alpha_csv(path, alphas: dict, blur: dict | None = None, blur_label: str = 'blur'):
