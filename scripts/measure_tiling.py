@@ -25,6 +25,12 @@ from dmtnet_arch.scale_analysis import fixed_alpha  # noqa: E402
 from dmtnet_arch.tiling import blended_zone_mask, tiled_forward  # noqa: E402
 
 
+COLUMNS = [
+    'image', 'size', 'PSNR untiled', 'PSNR tiled', 'PSNR tiled, whole-image alpha', 'tiled vs untiled PSNR',
+    'mean abs diff, border zones', 'elsewhere', 'elsewhere, >= overlap from image border', 'max abs diff',
+]  # fmt: skip
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / ((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean()))
 
@@ -42,9 +48,8 @@ def main(argv=None):
     root = Path(args.input)
     samples = pair_folder_layout(*(root / VIEW_FOLDERS[v] for v in ('left', 'right', 'target')))
     has_alpha = bool(getattr(net, 'scale_weights', None))
-    print('| image | size | PSNR untiled | PSNR tiled | PSNR tiled, whole-image alpha | tiled vs untiled PSNR | mean abs '
-          'diff, border zones | elsewhere | elsewhere, >= overlap from image border | max abs diff |')  # fmt: skip
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    print('| ' + ' | '.join(COLUMNS) + ' |')
+    print('|' + '---|' * len(COLUMNS))
     totals = []
     for sample in samples:
         views = [to_float(read_image(p)) for p in (sample.left, sample.right, sample.target)]
