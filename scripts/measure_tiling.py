@@ -24,7 +24,6 @@ from dmtnet_arch.inference import build_from_options, read_options  # noqa: E402
 from dmtnet_arch.scale_analysis import fixed_alpha  # noqa: E402
 from dmtnet_arch.tiling import blended_zone_mask, tiled_forward  # noqa: E402
 
-
 COLUMNS = [
     'image', 'size', 'PSNR untiled', 'PSNR tiled', 'PSNR tiled, whole-image alpha', 'tiled vs untiled PSNR',
     'mean abs diff, border zones', 'elsewhere', 'elsewhere, >= overlap from image border', 'max abs diff',
