@@ -19,7 +19,7 @@ import torch
 
 from dmtnet_arch.archs.dmtnet_arch import VARIANT_DMSSRMS
 from dmtnet_arch.complexity import count_macs
-from dmtnet_arch.inference import AMP_DTYPES
+from dmtnet_arch.models.dual_pixel_model import AMP_DTYPES
 from dmtnet_arch.tiling import tiled_forward
 
 # Peers, benchmarked when registered (with their default options): name -> input channels.

@@ -33,11 +33,11 @@ from dmtnet_arch.data.dual_pixel_io import (
     scene_name,
     to_float,
 )
+from dmtnet_arch.models.dual_pixel_model import AMP_DTYPES
 from dmtnet_arch.tiling import check_tiling, tiled_forward
 
 logger = logging.getLogger('dmtnet_arch.inference')
 
-AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 # Channel-count attributes of registered networks (DMTNet: in_channels; Restormer: inp_channels; IFAN: in_nc).
 IN_CHANNEL_NAMES = ('in_channels', 'inp_channels', 'in_nc', 'in_chans')
 OUTPUT_SUFFIXES = {'.png': '.png', '.tif': '.tif', '.tiff': '.tiff', '.jpg': '.png', '.jpeg': '.png'}
@@ -100,7 +100,6 @@ class InputPair:
     name: str
     lq: torch.Tensor  # (1, C, H, W) float32 in [0, 1]
     bits: int
-    suffix: str
     note: str = ''
 
 
@@ -112,6 +111,8 @@ def output_name(sample: DualPixelSample) -> str:
 
 def read_input(sample: DualPixelSample, channels: int) -> InputPair:
     """Read the views of a sample, check they match, and stack what the network takes; errors name the files."""
+    if Path(sample.left).resolve() == Path(sample.right).resolve():
+        raise ValueError(f'{sample.left} is given as both the left and the right view')
     views = {sample.left: read_image(sample.left), sample.right: read_image(sample.right)}
     if channels == 3 and sample.combined:
         views[sample.combined] = read_image(sample.combined)
@@ -126,7 +127,7 @@ def read_input(sample: DualPixelSample, channels: int) -> InputPair:
         raise ValueError(f'the network takes {channels} input channels; only 6 (left, right) or 3 are supported')
     lq = torch.from_numpy(np.ascontiguousarray(stacked.transpose(2, 0, 1)))[None]
     first = next(iter(views.values()))
-    return InputPair(output_name(sample), lq, bit_depth(first), Path(output_name(sample)).suffix, note)
+    return InputPair(output_name(sample), lq, bit_depth(first), note)
 
 
 def to_integer_image(output: torch.Tensor, bits: int) -> np.ndarray:

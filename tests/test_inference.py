@@ -209,6 +209,14 @@ def test_bad_pairs_are_reported_and_skipped(tmp_path, weights, capsys):
         assert text in failures
 
 
+def test_the_same_file_as_both_views_is_refused(tmp_path, weights, capsys):
+    options, _ = weights
+    write_image(tmp_path / 'a.png', random_rgb(0))
+    argv = ['-opt', options, '--left', tmp_path / 'a.png', '--right', tmp_path / 'a.png', '--output', tmp_path / 'o']
+    assert run(argv) == 1
+    assert 'a.png is given as both the left and the right view' in capsys.readouterr().err
+
+
 def test_no_weights_is_an_error_not_random_output(tmp_path, weights):
     options = tmp_path / 'net.yml'
     options.write_text('network_g:\n' + ''.join(f'  {k}: {v}\n' for k, v in NETWORK.items()))
