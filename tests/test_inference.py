@@ -385,3 +385,20 @@ def test_relative_output_folder_leaves_no_temporary_files(tmp_path, weights, mon
     assert run(['-opt', options, '--left', 'a_L.png', '--right', 'a_R.png', '--output', 'sharp']) == 0
     assert [p.name for p in Path('sharp').iterdir()] == ['a.png']
     assert not [p for p in tmp_path.rglob('.*')]
+
+
+def test_portrait_images_keep_their_shape(tmp_path, weights):
+    options, net = weights
+    write_pair(tmp_path / 'p_L.png', tmp_path / 'p_R.png', height=WIDTH, width=HEIGHT)
+    argv = [
+        '-opt',
+        options,
+        '--left',
+        tmp_path / 'p_L.png',
+        '--right',
+        tmp_path / 'p_R.png',
+        '--output',
+        tmp_path / 'o',
+    ]
+    assert run(argv) == 0
+    assert_output_matches(tmp_path / 'o/p.png', expected_output(net, tmp_path / 'p_L.png', tmp_path / 'p_R.png'))
