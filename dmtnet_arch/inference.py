@@ -71,14 +71,18 @@ def weights_path(options: dict, weights: str | None, option_file) -> str:
 
 
 def input_channels(net: torch.nn.Module, network_options: dict) -> int:
-    """How many input channels the network takes: 6 (left then right view) or 3 (one image)."""
+    """How many input channels the network takes: 6 (left then right view) or 3 (one image). From an attribute or
+    option of :data:`IN_CHANNEL_NAMES`, else from the network's first convolution (IFAN declares neither)."""
     for name in IN_CHANNEL_NAMES:
         value = getattr(net, name, None)
         if value is None:
             value = network_options.get(name)
         if isinstance(value, int):
             return value
-    return 6
+    first_conv = next((m for m in net.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    if first_conv is None:
+        raise ValueError(f'{type(net).__name__}: cannot tell its input channels; give network_g: in_channels')
+    return first_conv.in_channels
 
 
 def build_from_options(network_options: dict, weights: str, param_key: str | None = None) -> torch.nn.Module:

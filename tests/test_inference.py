@@ -16,7 +16,7 @@ import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
 from dmtnet_arch.atomic_io import write_image
 from dmtnet_arch.data.dual_pixel_io import read_image, split_view_name
-from dmtnet_arch.inference import Deblurrer, is_out_of_memory
+from dmtnet_arch.inference import Deblurrer, input_channels, is_out_of_memory
 from dmtnet_arch.tiling import tiled_forward
 
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'inference.py'
@@ -258,6 +258,22 @@ def test_single_image_network_gets_the_combined_view_when_given(tmp_path, single
         assert run([*argv, '--output', tmp_path / 'out']) == 0
     assert 'combined view' in caplog.text
     np.testing.assert_allclose(read_image(tmp_path / 'out/a.png'), combined * 0.5, atol=1.01)
+
+
+class DeclaresNoChannels(nn.Module):
+    """Like IFAN: no in_channels attribute or option; the first convolution takes 3 channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Conv2d(3, 8, 3)
+        self.later = nn.Conv2d(8, 3, 1)
+
+
+def test_input_channels_from_attribute_option_or_first_convolution():
+    assert input_channels(SingleImageNet(), {}) == 3
+    assert input_channels(DMTNet(variant='T', num_transformer_blocks=1, upsampler_channels=16), {}) == 6
+    assert input_channels(DeclaresNoChannels(), {}) == 3
+    assert input_channels(nn.Identity(), {'inp_channels': 6}) == 6
 
 
 def test_single_image_network_gets_the_mean_of_the_views_otherwise(tmp_path, single_image_options, caplog):
