@@ -23,3 +23,20 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path, capsys):
     assert all(r['seconds'] > 0 and r['peak_gib'] >= r['before_gib'] > 0 for r in results)
     assert 'GMAC/s' in rows[0] or 'of conv' in rows[0]
     assert (tmp_path / 'latency.png').read_bytes().startswith(b'\x89PNG')
+
+
+def test_training_speed_path_runs_on_cpu(monkeypatch):
+    """The GPU training measurement's code path, on a CPU at a tiny size (no GPU here; the number is not checked):
+    one warm-up step and ``iters`` timed steps, each an optimizer step."""
+    import torch
+
+    from dmtnet_arch.benchmark import training_iterations_per_second
+
+    steps = []
+    original_step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, 'step', lambda self, *a, **k: steps.append(1) or original_step(self, *a, **k))
+
+    network = {'type': 'DMTNet', 'variant': 'S', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'num_rbm': 1,
+               'num_rm': 1}  # fmt: skip
+    assert training_iterations_per_second(network, 'cpu', size=32, batch=2, iters=2, amp='bf16') > 0
+    assert len(steps) == 3
