@@ -32,10 +32,11 @@ setup(
         'torchvision',
         'h5py',  # DPDNet's Keras weights (scripts/convert_dpdnet_keras.py)
         'lmdb',
+        'matplotlib',
         'opencv-python',
         'pyyaml',
         'scikit-image',
         'tb-nightly',
     ],
-    extras_require={'dev': ['pytest', 'ruff']},
+    extras_require={'dev': ['pytest', 'ruff'], 'export': ['onnx', 'onnxruntime']},
 )
