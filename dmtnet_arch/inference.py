@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from basicsr.archs import build_network
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dmtnet_arch.atomic_io import write_bytes_atomically, write_image
-from dmtnet_arch.checkpoint import load_network_weights
+from dmtnet_arch.checkpoint import build_network_from_checkpoint
 from dmtnet_arch.data.dual_pixel_io import (
     DualPixelSample,
     bit_depth,
@@ -34,6 +33,7 @@ from dmtnet_arch.data.dual_pixel_io import (
     to_float,
 )
 from dmtnet_arch.models.dual_pixel_model import AMP_DTYPES
+from dmtnet_arch.option_check import check_device
 from dmtnet_arch.tiling import check_tiling, tiled_forward
 
 logger = logging.getLogger('dmtnet_arch.inference')
@@ -86,10 +86,12 @@ def input_channels(net: torch.nn.Module, network_options: dict) -> int:
 
 
 def build_from_options(network_options: dict, weights: str, param_key: str | None = None) -> torch.nn.Module:
-    """The registered network of ``network_g`` with ``weights`` (params_ema if present, else params) loaded."""
-    net = build_network(dict(network_options))
-    key = load_network_weights(net, weights, param_key)
-    logger.info(f'{network_options["type"]}: weights from {weights} ({key})')
+    """The registered network of ``network_g`` with ``weights`` (params_ema if present, else params) loaded; what
+    ``network_g`` leaves unset comes from the checkpoint's record, what it sets must agree with it."""
+    net = build_network_from_checkpoint(dict(network_options), weights, param_key)
+    logger.info(
+        f'{network_options["type"]}: weights from {weights} ({param_key or "params_ema if saved, else params"})'
+    )
     return net.eval()
 
 
@@ -174,7 +176,7 @@ def resolve_device(name: str) -> torch.device:
     """``auto``: the GPU when there is one, else the CPU."""
     if name == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(name)
+    return check_device(name)
 
 
 @dataclass
