@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 import dmtnet_arch  # noqa: F401
+from dmtnet_arch.archs.arch_util import pad_to_multiple
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
 from dmtnet_arch.atomic_io import write_image
 from dmtnet_arch.data.synthetic_dp import generate_dataset
@@ -50,7 +51,7 @@ def test_scale_features_are_the_branch_outputs_and_their_weighted_sum():
     torch.testing.assert_close(torch.from_numpy(stages[1].alpha), net.scale_weights[1][0])
     # the first DMSSRM works on the transformer's features: recompute its branches directly
     with torch.no_grad():
-        features = net.feature_extraction(net.pad_to_multiple(lq))
+        features = net.feature_extraction(pad_to_multiple(lq, net.size_multiple))
         branch_out = [branch(features)[0, :, :10, :13] for branch in net.reconstruction.stages[0].branches]
     for mine, direct in zip(stages[0].scale_maps, branch_out, strict=True):
         assert mine.shape == (96, 10, 13)  # ceil(40 / 4) x ceil(52 / 4): the image, not the padding
