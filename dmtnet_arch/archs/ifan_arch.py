@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from dmtnet_arch.archs.arch_util import check_dual_pixel_input, pad_to_multiple
+
 NEGATIVE_SLOPE = 0.1  # every LeakyReLU of the release
 DOWNSCALE = 8  # three stride-2 stages: features, filters and the disparity map are at 1/8 of the image
 RELEASED_WRAPPERS = ('module.', '')  # the release saved its DataParallel wrapper: keys start with module.Network.
@@ -148,6 +150,7 @@ class IFAN(nn.Module):
     estimator gives for the right view, at 1/8 scale) for IFAN's disparity and reblurring losses.
     """
 
+    in_channels = 3  # the combined view
     size_multiple = DOWNSCALE
 
     def __init__(
@@ -252,12 +255,11 @@ class IFAN(nn.Module):
         return self.reconstruct(filtered, skips, x), filters
 
     def forward(self, x: torch.Tensor, right: torch.Tensor | None = None):
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f'IFAN expects a (N, 3, H, W) combined dual-pixel view; got shape {tuple(x.shape)}')
+        check_dual_pixel_input(x, self.in_channels, 'IFAN')
         height, width = x.shape[-2:]
         if right is not None:
             return self.training_outputs(x, right)
-        padded = F.pad(x, (0, -width % DOWNSCALE, 0, -height % DOWNSCALE), mode='replicate')
+        padded = pad_to_multiple(x, self.size_multiple, mode='replicate')
         out = self.deblur(padded)[0][..., :height, :width]
         return out if self.training else out.clamp(0.0, 1.0)
 
