@@ -38,7 +38,8 @@ from dmtnet_arch.tiling import check_tiling, tiled_forward
 
 logger = logging.getLogger('dmtnet_arch.inference')
 
-# Channel-count attributes of registered networks (DMTNet: in_channels; Restormer: inp_channels; IFAN: in_nc).
+# Channel-count attributes: DMTNet, DPDNet and IFAN declare in_channels, Restormer its official inp_channels;
+# in_nc and in_chans are common names in other registered networks.
 IN_CHANNEL_NAMES = ('in_channels', 'inp_channels', 'in_nc', 'in_chans')
 OUTPUT_SUFFIXES = {'.png': '.png', '.tif': '.tif', '.tiff': '.tiff', '.jpg': '.png', '.jpeg': '.png'}
 FALLBACK_TILE, FALLBACK_OVERLAP, SMALLEST_TILE = 512, 64, 64
@@ -71,18 +72,18 @@ def weights_path(options: dict, weights: str | None, option_file) -> str:
 
 
 def input_channels(net: torch.nn.Module, network_options: dict) -> int:
-    """How many input channels the network takes: 6 (left then right view) or 3 (one image). From an attribute or
-    option of :data:`IN_CHANNEL_NAMES`, else from the network's first convolution (IFAN declares neither)."""
+    """How many input channels the network takes: 6 (left then right view) or 3 (one image), from an attribute of
+    the built network or an option of ``network_g`` named in :data:`IN_CHANNEL_NAMES`."""
     for name in IN_CHANNEL_NAMES:
         value = getattr(net, name, None)
         if value is None:
             value = network_options.get(name)
         if isinstance(value, int):
             return value
-    first_conv = next((m for m in net.modules() if isinstance(m, torch.nn.Conv2d)), None)
-    if first_conv is None:
-        raise ValueError(f'{type(net).__name__}: cannot tell its input channels; give network_g: in_channels')
-    return first_conv.in_channels
+    raise ValueError(
+        f'{type(net).__name__}: cannot tell its input channels: it declares none of {", ".join(IN_CHANNEL_NAMES)} '
+        '(give the network an in_channels attribute, or network_g: in_channels)'
+    )
 
 
 def build_from_options(network_options: dict, weights: str, param_key: str | None = None) -> torch.nn.Module:

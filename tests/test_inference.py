@@ -14,6 +14,7 @@ from torch import nn
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
+from dmtnet_arch.archs.ifan_arch import IFAN
 from dmtnet_arch.atomic_io import write_image
 from dmtnet_arch.data.dual_pixel_io import read_image, split_view_name
 from dmtnet_arch.inference import Deblurrer, input_channels, is_out_of_memory
@@ -261,7 +262,7 @@ def test_single_image_network_gets_the_combined_view_when_given(tmp_path, single
 
 
 class DeclaresNoChannels(nn.Module):
-    """Like IFAN: no in_channels attribute or option; the first convolution takes 3 channels."""
+    """A network that names its input channels nowhere: its first convolution is not guessed from."""
 
     def __init__(self):
         super().__init__()
@@ -269,11 +270,13 @@ class DeclaresNoChannels(nn.Module):
         self.later = nn.Conv2d(8, 3, 1)
 
 
-def test_input_channels_from_attribute_option_or_first_convolution():
+def test_input_channels_from_attribute_or_option_and_an_error_otherwise():
     assert input_channels(SingleImageNet(), {}) == 3
     assert input_channels(DMTNet(variant='T', num_transformer_blocks=1, upsampler_channels=16), {}) == 6
-    assert input_channels(DeclaresNoChannels(), {}) == 3
+    assert input_channels(IFAN(channels=4, res_num=1, iterations=1), {}) == 3
     assert input_channels(nn.Identity(), {'inp_channels': 6}) == 6
+    with pytest.raises(ValueError, match='DeclaresNoChannels: cannot tell its input channels'):
+        input_channels(DeclaresNoChannels(), {})
 
 
 def test_single_image_network_gets_the_mean_of_the_views_otherwise(tmp_path, single_image_options, caplog):
