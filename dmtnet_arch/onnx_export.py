@@ -27,13 +27,16 @@ def trace_size(net: torch.nn.Module) -> tuple[int, int]:
 
 
 def smallest_dynamic_side(net: torch.nn.Module) -> int:
-    """Inputs of a dynamic export must be larger than this on both sides (shifted windows on at the traced size)."""
+    """Inputs of a dynamic export must be larger than this on both sides: the traced graph pads to the working
+    multiple by reflection (ONNX's reflect pad needs a side longer than the pad: more than half the multiple), and
+    DMTNet's shifted windows are on at the traced size (a side longer than patch x window)."""
+    reflect_bound = getattr(net, 'size_multiple', 1) // 2
     feature_extraction = getattr(net, 'feature_extraction', None)
     patch = getattr(getattr(feature_extraction, 'patch_partition', None), 'proj', None)
     blocks = getattr(feature_extraction, 'blocks', None)
     if patch is None or not blocks:
-        return 0
-    return patch.stride[0] * blocks[0].window_size
+        return reflect_bound
+    return max(reflect_bound, patch.stride[0] * blocks[0].window_size)
 
 
 def export_onnx(

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from basicsr.archs import build_network
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
@@ -47,3 +48,22 @@ def test_script_exports_trained_weights_and_checks_them(tmp_path, net, capsys):
     printed = capsys.readouterr().out
     assert 'any H, W >= 33' in printed and 'opset 17' in printed
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
+
+
+@pytest.mark.parametrize(
+    'network, channels',
+    [
+        ({'type': 'Restormer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1] * 4}, 6),
+        ({'type': 'DPDNet', 'base_channels': 4}, 6),
+        ({'type': 'IFAN', 'channels': 4, 'res_num': 1, 'iterations': 2}, 3),
+    ],
+)
+def test_peers_export_with_dynamic_size_down_to_the_printed_bound(tmp_path, network, channels):
+    torch.manual_seed(0)
+    peer = build_network(dict(network)).eval()
+    info = export_onnx(peer, tmp_path / 'peer.onnx', channels=channels)
+    assert info['dynamic'] and info['input'].startswith(f'(N, {channels}, H, W)')
+    smallest = info['smallest_side']
+    assert smallest == peer.size_multiple // 2 + 1
+    for height, width in [(smallest, smallest), (smallest + 2, 3 * smallest), (2 * peer.size_multiple, 37)]:
+        assert parity_error(peer, tmp_path / 'peer.onnx', torch.rand(1, channels, height, width)) < 1e-4
