@@ -117,6 +117,10 @@ def test_unknown_keys_are_errors_with_the_closest_known_key():
             'input_residual?',
         ),
         (lambda o: o['train'].update(grad_clp=1.0), "train: unknown option 'grad_clp'", 'grad_clip?'),
+        (  # SRModel would build it, but the dual-pixel models' losses never use it: refused, not silently ignored
+            lambda o: o['train'].update(perceptual_opt={'type': 'PerceptualLoss'}),
+            "train: unknown option 'perceptual_opt'",
+        ),
         (
             lambda o: o['train']['scheduler'].update(eta_mins=[0.0]),
             "train: scheduler: unknown option 'eta_mins'",

@@ -124,7 +124,6 @@ class DualPixelModel(SRModel):
             'total_iter': Option(int, nullable=False, minimum=1),
             'warmup_iter': Option(int),
             'pixel_opt': Option(dict),
-            'perceptual_opt': Option(dict),
             'grad_clip': Option(float, minimum=0),
             'amp': Option((str, bool), choices=(*AMP_DTYPES, False)),
             'max_nonfinite_steps': Option(int, minimum=1),
