@@ -277,7 +277,7 @@ def test_ifan_model_needs_the_combined_view():
         model.feed_data({'lq': torch.rand(1, 6, 8, 8), 'gt': torch.rand(1, 3, 8, 8)})
 
 
-def train_mode_model(path_options: dict, seed: int):
+def train_mode_model(path_options: dict, seed: int, pixel_opt: dict | None = None):
     """IFANModel with the tiny network, training settings on (one optimizer over IFAN and its reblurring network)."""
     torch.manual_seed(seed)
     opt = {'model_type': 'IFANModel', 'is_train': True, 'dist': False, 'num_gpu': 0, 'rank': 0, 'world_size': 1}
@@ -288,7 +288,7 @@ def train_mode_model(path_options: dict, seed: int):
             'path': path_options,
             'datasets': {'train': {'gt_size': 32}},
             'train': {
-                'pixel_opt': {'type': 'MSELoss'},
+                'pixel_opt': {'type': 'MSELoss'} if pixel_opt is None else pixel_opt,
                 'optim_g': {'type': 'Adam', 'lr': 1e-3},
                 'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
             },
@@ -318,3 +318,9 @@ def test_reblurring_network_starts_from_the_released_file_and_resumes(tmp_path):
     assert_same_weights(resumed.net_reblur, model.net_reblur)
     with pytest.raises(ValueError, match='gt_size 36 is not a multiple of 8'):
         build_model(model.opt | {'datasets': {'train': {'gt_size': 36}}})
+
+
+def test_every_loss_term_defaults_to_the_released_mse():
+    model = train_mode_model({}, seed=9, pixel_opt={})
+    for loss in (model.cri_pix, model.cri_dme, model.cri_reblur):
+        assert type(loss).__name__ == 'MSELoss' and loss.loss_weight == 1.0

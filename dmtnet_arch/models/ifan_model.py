@@ -64,8 +64,9 @@ class IFANModel(DualPixelModel):
             load_network_weights(net_reblur, load_path)
         self.net_reblur = self.model_to_device(net_reblur)
         self.net_reblur.train()
-        super().init_training_settings()
         train_opt = self.opt['train']
+        train_opt['pixel_opt'] = train_opt.get('pixel_opt') or dict(RELEASED_LOSS)
+        super().init_training_settings()
         self.cri_dme = build_loss(dict(train_opt.get('dme_opt') or RELEASED_LOSS)).to(self.device)
         self.cri_reblur = build_loss(dict(train_opt.get('reblur_opt') or RELEASED_LOSS)).to(self.device)
 
