@@ -232,7 +232,9 @@ def load_network_checked(self, net, load_path, strict=True, param_key='params'):
     torch error naming no file, a T checkpoint loaded as S prints thousands of key names without saying so, and
     nothing checks the options that built the checkpoint. Read through dmtnet_arch/checkpoint.py instead: errors
     name the file, a size mismatch names the variant of each side, the checkpoint's record is checked. BasicSR's
-    fallback from a missing ``params_ema`` to ``params`` and its log line are kept."""
+    fallback from a missing ``params_ema`` to ``params`` and its log line are kept; a bare state dict (an official
+    release such as IFAN's ``IFAN.pytorch``) loads whatever ``param_key`` says."""
+    import torch
     from basicsr.utils import get_root_logger
 
     from dmtnet_arch.checkpoint import RECORD_KEY, load_state, network_state, read_checkpoint
@@ -243,8 +245,10 @@ def load_network_checked(self, net, load_path, strict=True, param_key='params'):
     if param_key is not None and param_key not in checkpoint and 'params' in checkpoint:
         logger.info('Loading: params_ema does not exist, use params.')
         param_key = 'params'
+    elif param_key is not None and all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
+        param_key = None  # a bare state dict
     key, state = network_state(checkpoint, load_path, param_key)
-    logger.info(f'Loading {type(bare).__name__} model from {load_path}, with param key: [{key}].')
+    logger.info(f'Loading {type(bare).__name__} model from {load_path}, with param key: [{key or "state dict"}].')
     network_opt = next(
         (
             v

@@ -27,7 +27,7 @@ from test_training import (
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.ifan_arch import IFAN, IFANReblurNet, iterative_adaptive_convolution, warp_horizontally
-from dmtnet_arch.checkpoint import load_network_weights
+from dmtnet_arch.checkpoint import RECORD_KEY, load_network_weights, network_record
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
 
 TINY = {'channels': 4, 'res_num': 1, 'iterations': 2}  # all modules present, a few thousand parameters
@@ -275,6 +275,24 @@ def test_ifan_model_needs_the_combined_view():
     model = build_test_model({})
     with pytest.raises(KeyError, match='lqC'):
         model.feed_data({'lq': torch.rand(1, 6, 8, 8), 'gt': torch.rand(1, 3, 8, 8)})
+
+
+def test_ifan_model_checks_the_checkpoint_record(tmp_path):
+    """IFANModel loads through the plugin's checked loader: a structural option that differs is named."""
+    fixed = IFAN(**TINY, reuse_first_kernel=False)
+    path = tmp_path / 'fixed.pth'
+    torch.save({'params': fixed.state_dict(), RECORD_KEY: network_record(fixed)}, path)
+    opt = {'model_type': 'IFANModel', 'is_train': False, 'dist': False, 'num_gpu': 0, 'rank': 0, 'world_size': 1}
+    network = {'type': 'IFAN', **TINY, 'reuse_first_kernel': True}
+    with pytest.raises(ValueError, match='reuse_first_kernel is True in the options but the checkpoint was built'):
+        build_model(opt | {'network_g': network, 'path': {'pretrain_network_g': str(path), 'param_key_g': 'params'}})
+    adopted = build_test_model({'pretrain_network_g': str(path), 'param_key_g': 'params'})
+    assert adopted.net_g.reuse_first_kernel is False
+    assert_same_weights(adopted.net_g, fixed)
+    wider = tmp_path / 'wider.pytorch'  # a bare state dict of another width: no record, shapes named
+    torch.save(IFAN(**{**TINY, 'channels': 8}).state_dict(), wider)
+    with pytest.raises(ValueError, match=f'{wider}: the checkpoint does not fit the network'):
+        build_test_model({'pretrain_network_g': str(wider), 'param_key_g': 'params'})
 
 
 def train_mode_model(path_options: dict, seed: int, pixel_opt: dict | None = None):

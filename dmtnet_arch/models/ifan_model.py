@@ -3,11 +3,10 @@
 import torch
 import torch.nn.functional as F
 from basicsr.losses import build_loss
-from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from dmtnet_arch.archs.ifan_arch import DOWNSCALE, IFAN, IFANReblurNet, warp_horizontally
-from dmtnet_arch.checkpoint import load_network_weights, network_state, read_checkpoint
+from dmtnet_arch.checkpoint import load_network_weights
 from dmtnet_arch.models.dual_pixel_model import DualPixelModel
 from dmtnet_arch.option_check import Option
 
@@ -97,16 +96,6 @@ class IFANModel(DualPixelModel):
             'l_dme': self.cri_dme(warped_right, downscale(self.left)),
             'l_reblur': self.cri_reblur(reblurred.float(), downscale(self.lq)),
         }
-
-    def load_network(self, net, load_path, strict=True, param_key='params'):
-        """Through ``checkpoint.py``: a BasicSR checkpoint (``param_key``, else ``params``) or the released
-        ``IFAN.pytorch``, a bare state dict whose ``module.Network.*`` keys IFAN's pre-hook renames."""
-        checkpoint = read_checkpoint(load_path)
-        key, state = network_state(checkpoint, load_path, param_key if param_key in checkpoint else None)
-        self.get_bare_model(net).load_state_dict(state, strict=strict)
-        get_root_logger().info(
-            f'Loaded {type(self.get_bare_model(net)).__name__} from {load_path} ({key or "state dict"})'
-        )
 
     def extra_training_state(self) -> dict:
         return {**super().extra_training_state(), 'net_reblur': self.get_bare_model(self.net_reblur).state_dict()}
