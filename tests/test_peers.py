@@ -24,9 +24,9 @@ from test_training import (
     TEST_ENTRY,
     TRAIN_ENTRY,
     check_ok,
+    check_tiny_test_metrics,
     dataset_opt,
     make_data,
-    read_csv,
     run,
     temp_files,
     write_yaml,
@@ -502,10 +502,7 @@ def test_peer_trains_and_tests_through_the_entries(peer, tmp_path, new_name):
     result = run([PYTHON, TEST_ENTRY, '-opt', write_yaml(tmp_path / 'test.yml', test_opt)], tmp_path, ONE_THREAD)
     check_ok(result)
     assert f'Loading {peer} model from {checkpoint}' in result.stderr
-    header, rows = read_csv(REPO / 'results' / test_name / 'metrics_tiny_test.csv')
-    assert header == ['image', 'category', 'psnr', 'ssim', 'mae']
-    assert [row['image'] for row in rows] == ['000', '001']
-    assert all(np.isfinite(float(row['psnr'])) for row in rows)
+    check_tiny_test_metrics(REPO / 'results' / test_name / 'metrics_tiny_test.csv')
     assert len(list((REPO / 'results' / test_name / 'visualization' / 'tiny_test').glob('*.png'))) == 2
 
 

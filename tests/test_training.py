@@ -455,6 +455,14 @@ def read_csv(path: Path) -> tuple[list[str], list[dict]]:
         return list(reader.fieldnames), list(reader)
 
 
+def check_tiny_test_metrics(path: Path):
+    """The per-image CSV of a test run on the two-image tiny set: its columns, images and finite PSNRs."""
+    header, rows = read_csv(path)
+    assert header == ['image', 'category', 'psnr', 'ssim', 'mae']
+    assert [row['image'] for row in rows] == ['000', '001']
+    assert all(math.isfinite(float(row['psnr'])) for row in rows)
+
+
 def stale_installed_files() -> list[str]:
     """Plugin sources that differ between this checkout and the copy installed in site-packages."""
     installed = Path(sysconfig.get_paths()['purelib'])
@@ -492,10 +500,7 @@ def test_unmodified_basicsr_toolbox_trains_and_tests(tmp_path):
     result = run([PYTHON, 'basicsr/test.py', '-opt', test_yml], toolbox)
     check_ok(result)
     assert f'Loading DMTNet model from {checkpoint}' in result.stderr
-    header, rows = read_csv(toolbox / 'results' / test_name / 'metrics_tiny_test.csv')
-    assert header == ['image', 'category', 'psnr', 'ssim', 'mae']
-    assert [row['image'] for row in rows] == ['000', '001']
-    assert all(math.isfinite(float(row['psnr'])) for row in rows)
+    check_tiny_test_metrics(toolbox / 'results' / test_name / 'metrics_tiny_test.csv')
     assert not (REPO / 'results' / test_name).exists()
 
 
