@@ -16,6 +16,7 @@ import torch
 
 from dmtnet_arch.archs.dpdnet_arch import DPDNet
 from dmtnet_arch.atomic_io import save_torch_atomically
+from dmtnet_arch.checkpoint import RECORD_KEY, network_record
 
 CONV_LAYER = re.compile(r'conv2d(?:_(\d+))?$')
 BGR_TO_RGB = [2, 1, 0]
@@ -86,8 +87,9 @@ def keras_to_dpdnet_state(path: str, net: DPDNet) -> dict[str, torch.Tensor]:
 
 
 def convert_dpdnet_keras(input_path: str, output_path: str, base_channels: int = 64) -> DPDNet:
-    """Write ``output_path`` = ``{'params': state dict}`` for ``DPDNet(base_channels=...)``; returns the loaded net."""
+    """Write ``output_path`` = ``{'params': state dict, 'built_with': record}`` for ``DPDNet(base_channels=...)``, the
+    record checked on load like every checkpoint the plugin writes; returns the loaded net."""
     net = DPDNet(base_channels=base_channels)
     net.load_state_dict(keras_to_dpdnet_state(input_path, net), strict=True)
-    save_torch_atomically({'params': net.state_dict()}, output_path)
+    save_torch_atomically({'params': net.state_dict(), RECORD_KEY: network_record(net)}, output_path)
     return net

@@ -1,7 +1,8 @@
 """Convert DPDNet's official Keras weights to a BasicSR checkpoint for the RGB ``DPDNet`` arch.
 
 python scripts/convert_dpdnet_keras.py --input defocus_deblurring_dp_l5_s512_f0.7_d0.4.hdf5 --output DPDNet.pth
-The checkpoint holds the weights under ``params``; use it as ``path: pretrain_network_g`` in options/test_DPDNet.yml.
+The checkpoint holds the weights under ``params`` and what built them under ``built_with`` (checked on load); use
+it as ``path: pretrain_network_g`` in options/test_DPDNet.yml.
 """
 
 import argparse

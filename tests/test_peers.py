@@ -401,7 +401,9 @@ def test_dpdnet_keras_converter_round_trip(tmp_path, monkeypatch, capsys):
     runpy.run_path(str(REPO / 'scripts' / 'convert_dpdnet_keras.py'), run_name='__main__')
     assert 'channels reordered BGR -> RGB' in capsys.readouterr().out
     assert temp_files(output.parent) == []
-    assert list(torch.load(output, weights_only=True)) == ['params']
+    converted = torch.load(output, weights_only=True)
+    assert list(converted) == ['params', 'built_with']  # recorded like every checkpoint the plugin writes
+    assert converted['built_with']['type'] == 'DPDNet' and converted['built_with']['options']['base_channels'] == 4
 
     net = DPDNet(base_channels=base).eval()
     assert load_network_weights(net, str(output)) == 'params'  # strict
