@@ -82,7 +82,7 @@ def input_channels(net: torch.nn.Module, network_options: dict) -> int:
             return value
     raise ValueError(
         f'{type(net).__name__}: cannot tell its input channels: it declares none of {", ".join(IN_CHANNEL_NAMES)} '
-        '(give the network an in_channels attribute, or network_g: in_channels)'
+        '(give the network class an in_channels attribute: 6 for left and right views, 3 for one image)'
     )
 
 
