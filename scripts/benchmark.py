@@ -28,6 +28,7 @@ from dmtnet_arch.benchmark import (  # noqa: E402
     table_row,
     training_iterations_per_second,
 )
+from dmtnet_arch.option_check import check_device  # noqa: E402
 
 PRECISIONS = {
     'fp32': {},
@@ -87,6 +88,7 @@ def cases(args) -> list[Case]:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    check_device(args.device)  # one clear message, not a CUDA error in every measuring process
     print(machine_line(args.device, args.threads), flush=True)
     print(TABLE_HEADER, flush=True)
     results = []

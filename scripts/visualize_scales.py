@@ -30,6 +30,7 @@ from dmtnet_arch.inference import (  # noqa: E402
     pairs_from_arguments,
     read_input,
     read_options,
+    resolve_device,
     write_alpha_csv,
 )
 from dmtnet_arch.plotting import alpha_against_blur, figure5  # noqa: E402
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--split', default='test', help='DPDD split (default test)')
     parser.add_argument('--output', required=True, help='PNG for one pair; folder for a test set')
     parser.add_argument('--features', choices=('mean', 'pca'), default='mean', help='channel mean or 3-component PCA')
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto')
     return parser
 
 
@@ -106,6 +107,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     if bool(args.input) == bool(args.left or args.right):
         parser.error('give --left and --right (one pair), or --input (a test set)')
+    args.device = resolve_device(args.device)
     options = read_options(args.opt)
     net, label = load_network(args, options)
     net = net.to(args.device)

@@ -200,6 +200,13 @@ def test_device_requests_without_the_device_give_one_clear_message():
         with pytest.raises(OptionError, match=rf'--device {name}: PyTorch sees 0 GPU\(s\).*--device cpu'):
             check_device(name)
     assert check_device('cpu').type == 'cpu'
+    for script in ('visualize_scales', 'benchmark'):  # the scripts with a --device check it before any work
+        argv = {
+            'visualize_scales': ['-opt', 'unread.yml', '--input', 'unread', '--output', 'unwritten'],
+            'benchmark': [],
+        }
+        with pytest.raises(OptionError, match=r'--device cuda:1: PyTorch sees 0 GPU\(s\)'):
+            load_script(script).main([*argv[script], '--device', 'cuda:1'])
 
 
 # ---------------------------------------------------------------------------------------------------------------
