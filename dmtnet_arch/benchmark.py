@@ -22,8 +22,8 @@ from dmtnet_arch.complexity import count_macs
 from dmtnet_arch.models.dual_pixel_model import AMP_DTYPES
 from dmtnet_arch.tiling import tiled_forward
 
-# Peers, benchmarked when registered (with their default options): name -> input channels.
-PEERS = {'Restormer': 6, 'IFAN': 3, 'DPDNet': 6}
+# Peers, benchmarked when registered, with their default options.
+PEERS = ('Restormer', 'IFAN', 'DPDNet')
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,15 @@ class Case:
 
 def networks(variants: str, peers: bool) -> list[tuple[str, dict, int]]:
     """``(label, network_g options, input channels)`` of each DMTNet variant and, if asked, each registered peer."""
+    from basicsr.archs import build_network
     from basicsr.utils.registry import ARCH_REGISTRY
+
+    from dmtnet_arch.inference import input_channels
 
     found = [(f'DMTNet-{v}', {'type': 'DMTNet', 'variant': v}, 6) for v in variants]
     if peers:
-        found += [(name, {'type': name}, channels) for name, channels in PEERS.items() if name in ARCH_REGISTRY]
+        for name in (name for name in PEERS if name in ARCH_REGISTRY):
+            found.append((name, {'type': name}, input_channels(build_network({'type': name}), {})))
     unknown = [v for v in variants if v not in VARIANT_DMSSRMS]
     if unknown:
         raise ValueError(

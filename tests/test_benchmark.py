@@ -4,6 +4,9 @@ import importlib.util
 import json
 from pathlib import Path
 
+import dmtnet_arch  # noqa: F401  (registers the peers)
+from dmtnet_arch.benchmark import networks
+
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'benchmark.py'
 
 
@@ -40,3 +43,8 @@ def test_training_speed_path_runs_on_cpu(monkeypatch):
                'num_rm': 1}  # fmt: skip
     assert training_iterations_per_second(network, 'cpu', size=32, batch=2, iters=2, amp='bf16') > 0
     assert len(steps) == 3
+
+
+def test_peers_are_benchmarked_with_the_input_channels_they_declare():
+    found = {label: channels for label, _, channels in networks('T', peers=True)}
+    assert found == {'DMTNet-T': 6, 'Restormer': 6, 'IFAN': 3, 'DPDNet': 6}
