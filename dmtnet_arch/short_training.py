@@ -1,0 +1,109 @@
+"""Option files for a short training of any model on one data set with one budget (the synthetic leaderboard).
+
+From a model's own train/test option files it keeps what makes the model itself: ``model_type``, ``network_g``,
+its loss and optimizer type and its other training switches (e.g. ``grad_clip``). It replaces what must be the
+same for every model of a fair comparison: the data (a folder in the ``inputL/ inputR/ inputC/ target/`` layout of
+scripts/make_synthetic_dp.py), the patch and batch size, the iteration count, the learning rate and its cosine
+decay, the seed. Progressive patch training, EMA and validation are switched off.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from dmtnet_arch.atomic_io import write_bytes_atomically
+
+FOLDER_VIEWS = {'dataroot_lqL': 'inputL', 'dataroot_lqR': 'inputR', 'dataroot_lqC': 'inputC', 'dataroot_gt': 'target'}
+# keys that locate another data set; the folder layout above replaces them
+OTHER_LOCATIONS = ('dataroot_dpdd', 'split', 'category_file', 'meta_info_file', 'filename_tmpl', 'dataroot_lq')
+PROGRESSIVE_KEYS = ('mini_batch_sizes', 'iters', 'gt_sizes')
+
+
+@dataclass(frozen=True)
+class Budget:
+    iterations: int = 40
+    patch: int = 64
+    batch: int = 2
+    lr: float = 5e-4
+    eta_min: float = 1e-6
+    seed: int = 0
+
+
+def read_options(path) -> dict:
+    with open(path) as f:
+        opt = yaml.safe_load(f)
+    if not isinstance(opt, dict):
+        raise ValueError(f'{path}: not an option file (a YAML mapping)')
+    return opt
+
+
+def write_options(path, opt: dict) -> Path:
+    write_bytes_atomically(path, yaml.safe_dump(opt, sort_keys=False).encode())
+    return Path(path)
+
+
+def on_folder(dataset_opt: dict, root, name: str) -> dict:
+    """``dataset_opt`` (type and model-specific switches kept) reading the views of folder ``root``."""
+    dataset = {k: v for k, v in dataset_opt.items() if k not in OTHER_LOCATIONS and k not in FOLDER_VIEWS}
+    dataset.update({key: str(Path(root) / folder) for key, folder in FOLDER_VIEWS.items()})
+    dataset.update(name=name, io_backend={'type': 'disk'})
+    return dataset
+
+
+def short_training_options(train_opt: dict, name: str, train_root, budget: Budget) -> dict:
+    """The model's training options with the common data and budget."""
+    train_set = on_folder(train_opt['datasets']['train'], train_root, 'short_train')
+    for key in PROGRESSIVE_KEYS:
+        train_set.pop(key, None)
+    train_set.update(
+        gt_size=budget.patch,
+        batch_size_per_gpu=budget.batch,
+        num_worker_per_gpu=0,
+        use_shuffle=True,
+        dataset_enlarge_ratio=1,
+        prefetch_mode=None,
+    )
+    train = dict(train_opt['train'])
+    train.update(
+        optim_g={**train['optim_g'], 'lr': budget.lr},
+        scheduler={
+            'type': 'CosineAnnealingRestartLR',
+            'periods': [budget.iterations],
+            'restart_weights': [1],
+            'eta_min': budget.eta_min,
+        },
+        total_iter=budget.iterations,
+        warmup_iter=-1,
+        ema_decay=0,
+    )
+    opt = {k: v for k, v in train_opt.items() if k not in ('val', 'datasets', 'train', 'logger', 'path')}
+    opt.update(
+        name=name,
+        manual_seed=budget.seed,
+        datasets={'train': train_set},
+        path={'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        train=train,
+        logger={
+            'print_freq': max(budget.iterations // 10, 1),
+            'save_checkpoint_freq': budget.iterations,
+            'use_tb_logger': False,
+            'wandb': {'project': None, 'resume_id': None},
+        },
+    )
+    return opt
+
+
+def matching_test_options(test_opt: dict, trained_opt: dict, name: str, test_root, weights) -> dict:
+    """The model's test options (metrics and their protocol kept) on folder ``test_root`` with ``weights``, for the
+    network exactly as ``trained_opt`` trained it."""
+    test_set = next(iter(test_opt['datasets'].values()))
+    opt = {'name': name, **{k: v for k, v in test_opt.items() if k not in ('name', 'datasets', 'path', 'network_g')}}
+    opt['val'] = {**test_opt['val'], 'save_img': False}
+    opt.update(
+        manual_seed=trained_opt.get('manual_seed', 0),
+        datasets={'test': on_folder(test_set, test_root, 'synthetic_test')},
+        network_g=trained_opt['network_g'],
+        path={'pretrain_network_g': str(weights), 'param_key_g': 'params', 'strict_load_g': True},
+    )
+    return opt
