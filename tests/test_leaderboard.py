@@ -145,3 +145,39 @@ def test_markdown_header_lpips_and_figure(board):
     assert text.count('\n| ') == len(board['rows']) + 1  # header row plus one per model
     figure = cv2.imread(str(board['out'] / 'psnr_vs_params.png'))
     assert figure is not None and figure.shape[1] > 2 * figure.shape[0] * 0.9  # two panels side by side
+
+
+class FakeLpipsNetwork(torch.nn.Module):
+    """Stands in for lpips.LPIPS: returns the mean absolute difference of its [-1, 1] inputs."""
+
+    def __init__(self, net, verbose):
+        super().__init__()
+        assert net == 'alex'
+
+    def forward(self, a, b):
+        assert a.min() >= -1 and a.max() <= 1 and a.shape[:2] == (1, 3)
+        return (a - b).abs().mean().view(1, 1, 1, 1)
+
+
+def test_lpips_only_with_the_package_and_its_backbone_weights_on_the_machine(tmp_path, monkeypatch):
+    import types
+
+    from dmtnet_arch.metrics import lpips_metric
+
+    monkeypatch.setitem(sys.modules, 'lpips', None)  # import fails
+    assert lpips_metric.lpips_availability() == (False, 'the lpips package is not installed (pip install lpips)')
+    monkeypatch.setitem(sys.modules, 'lpips', types.SimpleNamespace(LPIPS=FakeLpipsNetwork))
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
+    available, reason = lpips_metric.lpips_availability()
+    assert not available and str(tmp_path / 'checkpoints') in reason and 'nothing is downloaded' in reason
+    (tmp_path / 'checkpoints').mkdir()
+    (tmp_path / 'checkpoints' / 'alexnet-owt-7be5be79.pth').write_bytes(b'')
+    assert lpips_metric.lpips_availability()[0]
+    lpips_metric.lpips_network.cache_clear()
+    try:
+        a, b = torch.zeros(3, 8, 8), torch.full((3, 8, 8), 0.25)
+        assert lpips_metric.calculate_dp_lpips(a, b, better='lower') == pytest.approx(0.5)  # 0.25 in [-1, 1] units
+        with pytest.raises(ValueError, match='Unknown metric options'):
+            lpips_metric.calculate_dp_lpips(a, b, protocol='16bit')
+    finally:
+        lpips_metric.lpips_network.cache_clear()
