@@ -1,12 +1,19 @@
-"""Option files for a short training of any model on one data set with one budget (the synthetic leaderboard).
+"""Short training of any model on one data set with one time budget (the synthetic leaderboard, docs/leaderboard.md).
 
 From a model's own train/test option files it keeps what makes the model itself: ``model_type``, ``network_g``,
 its loss and optimizer type and its other training switches (e.g. ``grad_clip``). It replaces what must be the
 same for every model of a fair comparison: the data (a folder in the ``inputL/ inputR/ inputC/ target/`` layout of
-scripts/make_synthetic_dp.py), the patch and batch size, the iteration count, the learning rate and its cosine
-decay, the seed. Progressive patch training, EMA and validation are switched off.
+scripts/make_synthetic_dp.py), the patch and batch size, a constant learning rate, the seed, and the budget: the
+training runs through the plugin's training entry for a fixed wall-clock time, saving the network every iteration,
+and the newest complete network is kept. Progressive patch training, EMA and validation are switched off.
 """
 
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +29,12 @@ PROGRESSIVE_KEYS = ('mini_batch_sizes', 'iters', 'gt_sizes')
 
 @dataclass(frozen=True)
 class Budget:
-    iterations: int = 40
-    patch: int = 64
+    seconds: float = 180.0  # of training, from BasicSR's "Start training" on
+    patch: int = 32
     batch: int = 2
     lr: float = 5e-4
-    eta_min: float = 1e-6
     seed: int = 0
+    max_iterations: int = 1_000_000  # total_iter: the clock stops training first
 
 
 def read_options(path) -> dict:
@@ -67,13 +74,8 @@ def short_training_options(train_opt: dict, name: str, train_root, budget: Budge
     train = dict(train_opt['train'])
     train.update(
         optim_g={**train['optim_g'], 'lr': budget.lr},
-        scheduler={
-            'type': 'CosineAnnealingRestartLR',
-            'periods': [budget.iterations],
-            'restart_weights': [1],
-            'eta_min': budget.eta_min,
-        },
-        total_iter=budget.iterations,
+        scheduler={'type': 'MultiStepRestartLR', 'milestones': [], 'gamma': 1},  # constant: the length is unknown
+        total_iter=budget.max_iterations,
         warmup_iter=-1,
         ema_decay=0,
     )
@@ -85,8 +87,8 @@ def short_training_options(train_opt: dict, name: str, train_root, budget: Budge
         path={'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
         train=train,
         logger={
-            'print_freq': max(budget.iterations // 10, 1),
-            'save_checkpoint_freq': budget.iterations,
+            'print_freq': 1,
+            'save_checkpoint_freq': 1,
             'use_tb_logger': False,
             'wandb': {'project': None, 'resume_id': None},
         },
@@ -107,3 +109,63 @@ def matching_test_options(test_opt: dict, trained_opt: dict, name: str, test_roo
         path={'pretrain_network_g': str(weights), 'param_key_g': 'params', 'strict_load_g': True},
     )
     return opt
+
+
+TRAINING_STARTS = 'Start training from epoch'
+
+
+def numbered_files(folder: Path, pattern: str) -> dict[int, Path]:
+    """``{n: path}`` of the files in ``folder`` whose whole name matches ``pattern`` (one group: the number)."""
+    matches = ((re.fullmatch(pattern, p.name), p) for p in folder.glob('*')) if folder.is_dir() else ()
+    return {int(m.group(1)): p for m, p in matches if m}
+
+
+def prune_checkpoints(experiment: Path):
+    """Keep only the newest network file and no training state (these runs are never resumed)."""
+    networks = numbered_files(experiment / 'models', r'net_g_(\d+)\.pth')
+    for n, path in networks.items():
+        if n < max(networks):
+            path.unlink(missing_ok=True)
+    for path in numbered_files(experiment / 'training_states', r'(\d+)\.state').values():
+        path.unlink(missing_ok=True)
+
+
+def train_for(train_yml: Path, experiment: Path, seconds: float, log_path: Path) -> dict:
+    """Run the plugin's training entry on ``train_yml`` for ``seconds`` of training, then stop it.
+
+    Returns the newest complete network (``weights``), its iteration and the training time actually spent.
+    """
+    entry = Path(__file__).resolve().parent / 'train.py'
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([sys.executable, str(entry), '-opt', str(train_yml)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    started = threading.Event()
+
+    def copy_log():
+        try:
+            with open(log_path, 'w') as log:
+                for line in process.stdout:
+                    log.write(line)
+                    if TRAINING_STARTS in line:
+                        started.set()
+        finally:
+            started.set()  # the process ended before training started: stop waiting
+
+    reader = threading.Thread(target=copy_log, daemon=True)
+    reader.start()
+    started.wait()
+    start = time.monotonic()
+    while process.poll() is None and time.monotonic() - start < seconds:
+        time.sleep(0.5)
+        prune_checkpoints(experiment)
+    elapsed = time.monotonic() - start
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    process.wait()
+    reader.join()
+    prune_checkpoints(experiment)
+    networks = numbered_files(experiment / 'models', r'net_g_(\d+)\.pth')
+    if not networks:
+        raise RuntimeError(f'{train_yml}: no network was saved in {seconds:.0f} s of training; see {log_path}')
+    iteration = max(networks)
+    return {'weights': str(networks[iteration]), 'iterations': iteration, 'seconds': round(elapsed, 1)}

@@ -181,3 +181,28 @@ def test_lpips_only_with_the_package_and_its_backbone_weights_on_the_machine(tmp
             lpips_metric.calculate_dp_lpips(a, b, protocol='16bit')
     finally:
         lpips_metric.lpips_network.cache_clear()
+
+
+def test_short_training_keeps_the_model_and_replaces_data_and_budget(tmp_path):
+    from dmtnet_arch.short_training import Budget, short_training_options
+
+    official = read_options(REPO / 'options' / 'train_DMTNet_B.yml')
+    official['datasets']['train'].update(mini_batch_sizes=[8, 4], iters=[10, 10], gt_sizes=[256, 512])
+    budget = Budget(seconds=60, patch=48, batch=3, lr=2e-4, seed=7)
+    opt = short_training_options(official, 'short_B', tmp_path / 'data', budget)
+    train_set = opt['datasets']['train']
+    assert list(opt['datasets']) == ['train'] and 'val' not in opt
+    assert opt['network_g'] == official['network_g'] and opt['model_type'] == official['model_type']
+    assert opt['train']['pixel_opt'] == official['train']['pixel_opt']
+    assert opt['train']['optim_g'] == {**official['train']['optim_g'], 'lr': 2e-4}
+    assert opt['train']['scheduler']['type'] == 'MultiStepRestartLR' and opt['train']['scheduler']['milestones'] == []
+    assert (train_set['gt_size'], train_set['batch_size_per_gpu'], opt['manual_seed']) == (48, 3, 7)
+    assert not {'mini_batch_sizes', 'iters', 'gt_sizes', 'dataroot_dpdd'} & set(train_set)
+    assert train_set['dataroot_lqC'] == str(tmp_path / 'data' / 'inputC')
+    assert opt['logger']['save_checkpoint_freq'] == 1  # the newest network is kept when the clock stops training
+    tested = matching_test_options(read_options(REPO / 'options' / 'test_DMTNet_B.yml'), opt, 'short_B_test',
+                                   tmp_path / 'test', tmp_path / 'w.pth')  # fmt: skip
+    assert tested['network_g'] == opt['network_g'] and tested['path']['pretrain_network_g'] == str(tmp_path / 'w.pth')
+    assert tested['val']['metrics'] == read_options(REPO / 'options' / 'test_DMTNet_B.yml')['val']['metrics']
+    assert 'category_file' not in tested['datasets']['test']
+    assert tested['datasets']['test']['dataroot_gt'] == str(tmp_path / 'test' / 'target')
