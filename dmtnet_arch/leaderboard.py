@@ -149,6 +149,8 @@ def evaluate(option_file: str, run_root: str, with_lpips: bool) -> list[dict]:
 
     sys.argv = [sys.argv[0], '-opt', option_file]
     opt, _ = parse_options(run_root, is_train=False)
+    if not opt.get('val', {}).get('metrics'):
+        raise ValueError(f'{option_file}: val: metrics is empty; the leaderboard needs the PSNR, SSIM and MAE metrics')
     trained, weights = find_weights(opt)
     opt['val']['save_img'] = False
     if with_lpips:
