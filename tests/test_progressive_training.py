@@ -215,3 +215,20 @@ def test_resumed_training_continues_in_the_right_stage(tmp_path, new_name):  # n
                        weights_only=False)  # fmt: skip
     lr = state['optimizers'][0]['param_groups'][0]['lr']  # iteration 6: position 5, 3 into the second period
     assert lr == pytest.approx(cyclic_lr(5, [2, 4], [1, 1], [1e-3, 1e-6], base_lr=1e-3))
+
+
+def test_ifan_model_cuts_its_combined_view_and_its_left_and_right_views_alike():
+    """IFANModel feeds the combined view to the network and keeps left and right for its losses: all are cut."""
+    opt = model_options(progressive_set(gt_sizes=[32, 48, 64]), {'type': 'MultiStepLR', 'milestones': [100]})
+    opt['model_type'] = 'IFANModel'
+    opt['network_g'] = {'type': 'IFAN', 'channels': 4, 'res_num': 1, 'iterations': 2}
+    model = build_model(opt)
+    seen = []
+    model.net_g.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape)))
+    for t in (1, 3, 5):
+        model.feed_data(
+            {'lq': torch.rand(4, 6, 64, 64), 'lqC': torch.rand(4, 3, 64, 64), 'gt': torch.rand(4, 3, 64, 64)}
+        )
+        model.optimize_parameters(t)
+        assert model.left.shape == model.right.shape == model.gt.shape == seen[-1]
+    assert [shape[0] for shape in seen] == [4, 2, 1] and [shape[-1] for shape in seen] == [32, 48, 64]

@@ -15,6 +15,7 @@ from dmtnet_arch.data.dual_pixel_io import (
     pair_dpdd_layout,
     pair_folder_layout,
     pair_lmdb_layout,
+    reduce_to_8bit,
     to_float,
 )
 
@@ -38,6 +39,11 @@ class DualPixelDataset(torch.utils.data.Dataset):
         self.gt_size = opt.get('gt_size')
         if self.is_training and not self.gt_size:
             raise ValueError('DualPixelDataset: gt_size is required when phase is train')
+        self.bit_depth = opt.get('bit_depth')
+        if self.bit_depth not in (None, 8):
+            raise ValueError(
+                f'DualPixelDataset: bit_depth must be 8 or absent (each file its own), got {self.bit_depth!r}'
+            )
         if opt.get('use_rot', False):
             warnings.warn(ROTATION_WARNING, stacklevel=2)
         self.samples = self.find_samples()
@@ -93,7 +99,7 @@ class DualPixelDataset(torch.utils.data.Dataset):
         return item
 
     def read_views(self, sample) -> dict:
-        """Every view of a sample at its own bit depth (uint8 or uint16 RGB), checked to match."""
+        """Every view of a sample at its own bit depth (uint8 or uint16 RGB), checked to match; 8-bit if bit_depth 8."""
         if self.file_client is None:
             self.file_client = FileClient(self.backend, **self.io_options)
         locations = sample.views()
@@ -102,6 +108,8 @@ class DualPixelDataset(torch.utils.data.Dataset):
             for view, where in locations.items()
         }
         check_views_match({self.describe(view, locations[view]): image for view, image in images.items()})
+        if self.bit_depth == 8:
+            images = {view: reduce_to_8bit(image) for view, image in images.items()}
         return images
 
     def read_bytes(self, view: str, where: str) -> bytes:

@@ -74,6 +74,12 @@ def to_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / np.float32(SCALE_BY_DTYPE[image.dtype])
 
 
+def reduce_to_8bit(image: np.ndarray) -> np.ndarray:
+    """A 16-bit image as OpenCV's default ``imread`` decodes its file (IFAN's reading): the top byte, v >> 8.
+    8-bit images are returned unchanged."""
+    return (image >> 8).astype(np.uint8) if image.dtype == np.uint16 else image
+
+
 def check_views_match(images: dict):
     """Check that all views of one sample (``{file name: array}``) share bit depth and size; errors name both files."""
     (first_name, first), *others = images.items()

@@ -66,8 +66,8 @@ class DualPixelModel(SRModel):
     ``tile_overlap``. Images are 16-bit PNGs; metrics run on float outputs, never on BasicSR's uint8 path.
     """
 
-    # batch tensors a progressive stage cuts, when the model holds them
-    BATCH_TENSORS = ('lq', 'gt', 'lqC', 'lqL', 'lqR')
+    # batch tensors a progressive stage cuts, when the model holds them (IFANModel keeps its views as left, right)
+    BATCH_TENSORS = ('lq', 'gt', 'lqC', 'left', 'right')
 
     def init_training_settings(self):
         self.progressive = ProgressiveSchedule.from_options(self.opt)
@@ -154,24 +154,30 @@ class DualPixelModel(SRModel):
                 'check the training data for corrupt images.'
             )
 
+    def training_losses(self) -> dict[str, torch.Tensor]:
+        """The named loss terms of one training step (their sum is minimised); a recipe's model overrides this."""
+        with self.autocast():
+            self.output = self.net_g(self.lq)
+        return {'l_pix': self.cri_pix(self.output.float(), self.gt)}
+
     def optimize_parameters(self, current_iter):
         self.cut_to_progressive_stage(current_iter)
         self.optimizer_g.zero_grad(set_to_none=True)
-        with self.autocast():
-            self.output = self.net_g(self.lq)
-        loss = self.cri_pix(self.output.float(), self.gt)
+        losses = self.training_losses()
+        loss = sum(losses.values())
         if not self.loss_is_finite_everywhere(loss):
             return self.skip_nonfinite_step(current_iter)
         self.grad_scaler.scale(loss).backward()
         self.grad_scaler.unscale_(self.optimizer_g)
         # clips when grad_clip is set; the norm it returns is also the check for a NaN gradient behind a finite loss
-        norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip or float('inf'))
+        params = [p for group in self.optimizer_g.param_groups for p in group['params']]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip or float('inf'))
         if not self.grad_scaler.is_enabled() and not self.loss_is_finite_everywhere(norm):
             return self.skip_nonfinite_step(current_iter)
         self.grad_scaler.step(self.optimizer_g)
         self.grad_scaler.update()
         self.nonfinite_steps = 0
-        self.log_dict = self.reduce_loss_dict({'l_pix': loss.detach()})
+        self.log_dict = self.reduce_loss_dict({name: value.detach() for name, value in losses.items()})
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
