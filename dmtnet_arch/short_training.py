@@ -120,9 +120,13 @@ def numbered_files(folder: Path, pattern: str) -> dict[int, Path]:
     return {int(m.group(1)): p for m, p in matches if m}
 
 
+def saved_networks(experiment: Path) -> dict[int, Path]:
+    return numbered_files(experiment / 'models', r'net_g_(\d+)\.pth')
+
+
 def prune_checkpoints(experiment: Path):
     """Keep only the newest network file and no training state (these runs are never resumed)."""
-    networks = numbered_files(experiment / 'models', r'net_g_(\d+)\.pth')
+    networks = saved_networks(experiment)
     for n, path in networks.items():
         if n < max(networks):
             path.unlink(missing_ok=True)
@@ -131,7 +135,8 @@ def prune_checkpoints(experiment: Path):
 
 
 def train_for(train_yml: Path, experiment: Path, seconds: float, log_path: Path) -> dict:
-    """Run the plugin's training entry on ``train_yml`` for ``seconds`` of training, then stop it.
+    """Run the plugin's training entry on ``train_yml`` for ``seconds`` of training (and, when no iteration is
+    complete by then, until the first is), then stop it.
 
     Returns the newest complete network (``weights``), its iteration and the training time actually spent.
     """
@@ -155,7 +160,8 @@ def train_for(train_yml: Path, experiment: Path, seconds: float, log_path: Path)
     reader.start()
     started.wait()
     start = time.monotonic()
-    while process.poll() is None and time.monotonic() - start < seconds:
+    # past the budget, the iteration under way completes: every model gets at least one update
+    while process.poll() is None and (time.monotonic() - start < seconds or not saved_networks(experiment)):
         time.sleep(0.5)
         prune_checkpoints(experiment)
     elapsed = time.monotonic() - start
@@ -164,7 +170,7 @@ def train_for(train_yml: Path, experiment: Path, seconds: float, log_path: Path)
     process.wait()
     reader.join()
     prune_checkpoints(experiment)
-    networks = numbered_files(experiment / 'models', r'net_g_(\d+)\.pth')
+    networks = saved_networks(experiment)
     if not networks:
         raise RuntimeError(f'{train_yml}: no network was saved in {seconds:.0f} s of training; see {log_path}')
     iteration = max(networks)
