@@ -138,8 +138,24 @@ def complexity(net, channels: int | None) -> dict:
     return result
 
 
-def evaluate(option_file: str, run_root: str, with_lpips: bool) -> list[dict]:
-    """Test the model of ``option_file`` on each of its test sets, as basicsr/test.py does, measuring as it goes."""
+def speed_at_size(model, timer: TestTimer, channels: int, size: tuple[int, int], bf16: bool, repeats: int = 3):
+    """Latency and peak memory of ``model.test()`` on a random (1, channels, height, width) input: the same test
+    path as the images (tiling, padding), bf16 autocast through the model's ``amp_dtype`` when asked."""
+    if bf16:
+        model.amp_dtype = torch.bfloat16
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    timer.seconds.clear()
+    for _ in range(repeats + 1):  # the first is the warm-up
+        model.lq = torch.rand(1, channels, *size, device=model.device)
+        model.test()
+        del model.output
+    return {'speed_latency_ms': timer.latency_ms(), 'speed_peak_memory_mib': peak_memory_mib()[0]}
+
+
+def evaluate(option_file: str, run_root: str, with_lpips: bool, speed_size=None, bf16=False) -> list[dict]:
+    """Test the model of ``option_file`` on each of its test sets, as basicsr/test.py does, measuring as it goes;
+    with ``speed_size`` (height, width), also time ``model.test()`` at that size."""
     import logging
 
     from basicsr.data import build_dataloader, build_dataset
@@ -188,15 +204,35 @@ def evaluate(option_file: str, run_root: str, with_lpips: bool) -> list[dict]:
         'memory_kind': memory_kind,
         **complexity(model.get_bare_model(model.net_g), channels),
     }
+    if speed_size and channels:
+        shared.update(speed_at_size(model, timer, channels, speed_size, bf16))
     return [{**shared, **result} for result in results]
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'1120x1680' (height x width) -> (1120, 1680)."""
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise ValueError(f'--speed-size takes HEIGHTxWIDTH, e.g. 1120x1680; got {text!r}') from None
+    return height, width
+
+
 def main():
-    """Child-process entry: ``python -m dmtnet_arch.leaderboard OPTION_FILE RUN_ROOT JSON_OUT [--lpips]``."""
-    option_file, run_root, json_out = sys.argv[1:4]
-    with_lpips = '--lpips' in sys.argv[4:]
-    results = evaluate(option_file, run_root, with_lpips)
-    write_bytes_atomically(json_out, json.dumps(results, indent=1).encode())
+    """Child-process entry: ``python -m dmtnet_arch.leaderboard OPTION RUN_ROOT JSON [--lpips] [--speed-size HxW]
+    [--bf16]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument('option_file')
+    parser.add_argument('run_root')
+    parser.add_argument('json_out')
+    parser.add_argument('--lpips', action='store_true')
+    parser.add_argument('--speed-size', type=parse_size)
+    parser.add_argument('--bf16', action='store_true')
+    args = parser.parse_args()
+    results = evaluate(args.option_file, args.run_root, args.lpips, args.speed_size, args.bf16)
+    write_bytes_atomically(args.json_out, json.dumps(results, indent=1).encode())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -217,8 +253,9 @@ def describe_machine() -> str:
     )
 
 
-def run_model(option_file: Path, out_dir: Path, with_lpips: bool) -> list[dict]:
-    """Evaluate one option file in a child process; a failure becomes a row that says why."""
+def run_model(option_file: Path, out_dir: Path, flags: list[str]) -> list[dict]:
+    """Evaluate one option file in a child process (``flags`` for :func:`main`); a failure becomes a row that says
+    why."""
     json_out = out_dir / 'runs' / f'{option_file.stem}.json'
     json_out.unlink(missing_ok=True)
     command = [sys.executable, '-m', 'dmtnet_arch.leaderboard', str(option_file), str(out_dir / 'runs'), str(json_out)]
@@ -227,7 +264,7 @@ def run_model(option_file: Path, out_dir: Path, with_lpips: bool) -> list[dict]:
         'PYTHONPATH': os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get('PYTHONPATH')])),
     }
     print(f'testing {option_file}', flush=True)
-    done = subprocess.run(command + (['--lpips'] if with_lpips else []), env=env, capture_output=True, text=True)
+    done = subprocess.run(command + flags, env=env, capture_output=True, text=True)
     if done.returncode != 0 or not json_out.is_file():
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         print(done.stderr[-3000:], file=sys.stderr)
@@ -235,18 +272,35 @@ def run_model(option_file: Path, out_dir: Path, with_lpips: bool) -> list[dict]:
     return json.loads(json_out.read_text())
 
 
-def run_leaderboard(option_files, out_dir, published: bool = False, command: str = '') -> list[dict]:
-    """Test every option file, then write ``leaderboard.md``, ``leaderboard.csv`` and ``psnr_vs_params.png``."""
+def run_leaderboard(
+    option_files, out_dir, published: bool = False, command: str = '', speed_size=None, bf16: bool = False
+) -> list[dict]:
+    """Test every option file, then write ``leaderboard.md``, ``leaderboard.csv`` and ``psnr_vs_params.png``.
+
+    ``speed_size`` (height, width) adds latency and peak-memory columns of ``model.test()`` at that size (e.g.
+    DPDD's 1120 x 1680), under bf16 autocast with ``bf16``.
+    """
     from dmtnet_arch.metrics.lpips_metric import lpips_availability
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with_lpips, lpips_reason = lpips_availability()
-    rows = [row for option_file in option_files for row in run_model(Path(option_file), out_dir, with_lpips)]
-    table = measured_rows(rows) + (published_rows() if published else [])
+    flags = ['--lpips'] * with_lpips + ['--bf16'] * bf16
+    if speed_size:
+        flags += ['--speed-size', f'{speed_size[0]}x{speed_size[1]}']
+    rows = [row for option_file in option_files for row in run_model(Path(option_file), out_dir, flags)]
+    columns = COLUMNS + (speed_columns(speed_size, bf16) if speed_size else [])
+    table = measured_rows(rows, columns[len(COLUMNS) :]) + (published_rows() if published else [])
     header = report_header(rows, lpips_reason, with_lpips, command)
-    write_bytes_atomically(out_dir / 'leaderboard.md', markdown(header, table).encode())
-    write_bytes_atomically(out_dir / 'leaderboard.csv', csv_text(table).encode())
+    if speed_size:
+        header.append(
+            f'- {columns[-2]} and {columns[-1]}: `model.test()` on one random input of {speed_size[1]} x '
+            f'{speed_size[0]} pixels, median of 3 calls after a warm-up'
+            + (', under bf16 autocast' if bf16 else '')
+            + '; memory as above (on a CPU the process peak, which includes the test images).'
+        )
+    write_bytes_atomically(out_dir / 'leaderboard.md', markdown(header, table, columns).encode())
+    write_bytes_atomically(out_dir / 'leaderboard.csv', csv_text(table, columns).encode())
     plot(rows, published, out_dir / 'psnr_vs_params.png')
     return table
 
@@ -258,6 +312,11 @@ COLUMNS = (
 )
 
 
+def speed_columns(size: tuple[int, int], bf16: bool) -> list[str]:
+    at = f'@{size[1]}x{size[0]}' + (' bf16' if bf16 else '')
+    return [f'latency {at} (ms)', f'peak memory {at} (MiB)']
+
+
 def number(value, digits: int) -> str:
     return '' if value is None else f'{value:.{digits}f}'
 
@@ -265,7 +324,7 @@ def number(value, digits: int) -> str:
 DIGITS = {'PSNR': 2, 'SSIM': 4, 'MAE': 4, 'LPIPS': 4}
 
 
-def measured_rows(rows: list[dict]) -> list[dict]:
+def measured_rows(rows: list[dict], speed_names: list[str]) -> list[dict]:
     """Table cells of the measured rows; quality cells of untrained weights say so."""
     table = []
     for row in rows:
@@ -287,6 +346,9 @@ def measured_rows(rows: list[dict]) -> list[dict]:
                 'peak memory (MiB)': number(row['peak_memory_mib'], 0),
             }
         )
+        if speed_names:
+            cells[speed_names[0]] = number(row.get('speed_latency_ms'), 1)
+            cells[speed_names[1]] = number(row.get('speed_peak_memory_mib'), 0)
         for group in GROUPS:
             values = row['groups'].get(group)
             for metric in METRICS + ('LPIPS',):
@@ -345,17 +407,17 @@ def report_header(rows: list[dict], lpips_reason: str, with_lpips: bool, command
     ]
 
 
-def markdown(header: list[str], table: list[dict]) -> str:
-    lines = header + ['', '| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
-    lines += ['| ' + ' | '.join(str(row.get(c, '')).replace('|', '/') for c in COLUMNS) + ' |' for row in table]
+def markdown(header: list[str], table: list[dict], columns: list[str]) -> str:
+    lines = header + ['', '| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
+    lines += ['| ' + ' | '.join(str(row.get(c, '')).replace('|', '/') for c in columns) + ' |' for row in table]
     return '\n'.join(lines) + '\n'
 
 
-def csv_text(table: list[dict]) -> str:
+def csv_text(table: list[dict], columns: list[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
-    writer.writerows({c: row.get(c, '') for c in COLUMNS} for row in table)
+    writer.writerows({c: row.get(c, '') for c in columns} for row in table)
     return buffer.getvalue()
 
 

@@ -1,9 +1,10 @@
 """Short training of any model on one data set with one time budget (the synthetic leaderboard, docs/leaderboard.md).
 
 From a model's own train/test option files it keeps what makes the model itself: ``model_type``, ``network_g``,
-its loss and optimizer type and its other training switches (e.g. ``grad_clip``). It replaces what must be the
-same for every model of a fair comparison: the data (a folder in the ``inputL/ inputR/ inputC/ target/`` layout of
-scripts/make_synthetic_dp.py), the patch and batch size, a constant learning rate, the seed, and the budget: the
+its loss, optimizer and learning rate (held constant: the number of iterations is not known in advance) and its
+other training switches (e.g. ``grad_clip``). It replaces what must be the same for every model of a fair
+comparison: the data (a folder in the ``inputL/ inputR/ inputC/ target/`` layout of
+scripts/make_synthetic_dp.py), the patch and batch size, the seed, and the budget: the
 training runs through the plugin's training entry for a fixed wall-clock time, saving the network every iteration,
 and the newest complete network is kept. Progressive patch training, EMA and validation are switched off.
 """
@@ -32,7 +33,7 @@ class Budget:
     seconds: float = 180.0  # of training, from BasicSR's "Start training" on
     patch: int = 32
     batch: int = 2
-    lr: float = 5e-4
+    lr: float | None = None  # None: the model's own learning rate, held constant
     seed: int = 0
     max_iterations: int = 1_000_000  # total_iter: the clock stops training first
 
@@ -73,7 +74,7 @@ def short_training_options(train_opt: dict, name: str, train_root, budget: Budge
     )
     train = dict(train_opt['train'])
     train.update(
-        optim_g={**train['optim_g'], 'lr': budget.lr},
+        optim_g={**train['optim_g'], 'lr': budget.lr or train['optim_g']['lr']},
         scheduler={'type': 'MultiStepRestartLR', 'milestones': [], 'gamma': 1},  # constant: the length is unknown
         total_iter=budget.max_iterations,
         warmup_iter=-1,

@@ -1,7 +1,7 @@
 """Short training of each model on the same synthetic data with the same time budget, then their leaderboard.
 
-Model M is trained from options/train_M.yml and tested with options/test_M.yml (network, loss, optimizer type and
-metric protocol from those files; data, patch, batch, constant learning rate, seed and training time common: see
+Model M is trained from options/train_M.yml and tested with options/test_M.yml (network, loss, optimizer,
+learning rate and metric protocol from those files; data, patch, batch, seed and training time common: see
 dmtnet_arch/short_training.py). Trainings already done (their record in OUT/budget/ and weights exist) are kept.
 
     python scripts/leaderboard_synthetic.py --models DMTNet_T DMTNet_S --seconds 180 --out results/leaderboard_synthetic
@@ -63,7 +63,7 @@ def main():
     parser.add_argument('--seconds', type=float, default=Budget.seconds, help='training time per model')
     parser.add_argument('--patch', type=int, default=Budget.patch)
     parser.add_argument('--batch', type=int, default=Budget.batch)
-    parser.add_argument('--lr', type=float, default=Budget.lr)
+    parser.add_argument('--lr', type=float, help="one learning rate for all (default: each model's own)")
     parser.add_argument('--train-only', action='store_true', help='train, write the test options, no leaderboard')
     parser.add_argument('--out', type=Path, default=ROOT / 'results' / 'leaderboard_synthetic')
     args = parser.parse_args()

@@ -69,7 +69,15 @@ def board(tmp_path_factory):
     files.append(write_options(tmp / 'broken_data.yml', broken))
 
     out = tmp / 'out'
-    command = [sys.executable, REPO / 'scripts' / 'leaderboard.py', '--out', out, '--published']
+    command = [
+        sys.executable,
+        REPO / 'scripts' / 'leaderboard.py',
+        '--out',
+        out,
+        '--published',
+        '--speed-size',
+        '40x48',
+    ]
     for path in files:
         command += ['-opt', path]
     done = subprocess.run([str(c) for c in command], cwd=tmp, capture_output=True, text=True, timeout=900)
@@ -115,6 +123,7 @@ def test_trained_row_equals_the_metrics_computed_directly(board):
     assert float(row['GMACs @1680x1120']) == pytest.approx(count_macs(net, (1, 6, 1120, 1680)) / 1e9, abs=0.1)
     assert float(row['latency (ms/image)']) > 0 and float(row['peak memory (MiB)']) > 0
     assert row['test image size'] == '32x32'
+    assert float(row['latency @48x40 (ms)']) > 0 and float(row['peak memory @48x40 (MiB)']) > 0
 
 
 def test_untrained_rows_keep_complexity_and_speed_and_say_untrained(board):
@@ -188,13 +197,14 @@ def test_short_training_keeps_the_model_and_replaces_data_and_budget(tmp_path):
 
     official = read_options(REPO / 'options' / 'train_DMTNet_B.yml')
     official['datasets']['train'].update(mini_batch_sizes=[8, 4], iters=[10, 10], gt_sizes=[256, 512])
-    budget = Budget(seconds=60, patch=48, batch=3, lr=2e-4, seed=7)
+    budget = Budget(seconds=60, patch=48, batch=3, seed=7)
     opt = short_training_options(official, 'short_B', tmp_path / 'data', budget)
     train_set = opt['datasets']['train']
     assert list(opt['datasets']) == ['train'] and 'val' not in opt
     assert opt['network_g'] == official['network_g'] and opt['model_type'] == official['model_type']
     assert opt['train']['pixel_opt'] == official['train']['pixel_opt']
-    assert opt['train']['optim_g'] == {**official['train']['optim_g'], 'lr': 2e-4}
+    assert opt['train']['optim_g'] == official['train']['optim_g']  # its own optimizer and learning rate
+    assert short_training_options(official, 'x', tmp_path, Budget(lr=3e-4))['train']['optim_g']['lr'] == 3e-4
     assert opt['train']['scheduler']['type'] == 'MultiStepRestartLR' and opt['train']['scheduler']['milestones'] == []
     assert (train_set['gt_size'], train_set['batch_size_per_gpu'], opt['manual_seed']) == (48, 3, 7)
     assert not {'mini_batch_sizes', 'iters', 'gt_sizes', 'dataroot_dpdd'} & set(train_set)
