@@ -63,16 +63,20 @@ PUBLISHED_TABLE1 = [
 # one model, in its own process
 
 
-def find_weights(opt: dict) -> tuple[bool, str]:
-    """(trained, description): the option file's weights, or why the network keeps its initial weights."""
-    weights = opt['path'].get('pretrain_network_g')
-    if not weights:
-        opt['path']['pretrain_network_g'] = None
-        return False, 'untrained (no path: pretrain_network_g)'
-    if not Path(weights).is_file():
-        opt['path']['pretrain_network_g'] = None
-        return False, f'untrained (no file {weights})'
-    return True, str(weights)
+def options_with_weights(option_file: str, run_root: str) -> tuple[str, bool, str]:
+    """(option file to test, trained, weights description). Without trained weights (no
+    ``path: pretrain_network_g``, or no such file) a copy of the option file under ``run_root/options`` asks for
+    the initial weights explicitly (``allow_random_weights``), so the model still gets its other columns."""
+    from dmtnet_arch.short_training import read_options, write_options
+
+    opt = read_options(option_file)
+    path = opt.get('path') or {}
+    weights = path.get('pretrain_network_g')
+    if weights and Path(weights).is_file():
+        return option_file, True, str(weights)
+    reason = f'untrained (no file {weights})' if weights else 'untrained (no path: pretrain_network_g)'
+    opt['path'] = {**path, 'pretrain_network_g': None, 'allow_random_weights': True}
+    return str(write_options(Path(run_root) / 'options' / Path(option_file).name, opt)), False, reason
 
 
 class TestTimer:
@@ -163,11 +167,11 @@ def evaluate(option_file: str, run_root: str, with_lpips: bool, speed_size=None,
     from basicsr.utils import get_root_logger, make_exp_dirs
     from basicsr.utils.options import parse_options
 
-    sys.argv = [sys.argv[0], '-opt', option_file]
+    tested_file, trained, weights = options_with_weights(option_file, run_root)
+    sys.argv = [sys.argv[0], '-opt', tested_file]
     opt, _ = parse_options(run_root, is_train=False)
     if not opt.get('val', {}).get('metrics'):
         raise ValueError(f'{option_file}: val: metrics is empty; the leaderboard needs the PSNR, SSIM and MAE metrics')
-    trained, weights = find_weights(opt)
     opt['val']['save_img'] = False
     if with_lpips:
         opt['val']['metrics']['lpips'] = {'type': 'calculate_dp_lpips', 'better': 'lower'}

@@ -18,6 +18,7 @@ from dmtnet_arch.data.dual_pixel_io import (
     reduce_to_8bit,
     to_float,
 )
+from dmtnet_arch.option_check import Option
 
 ROOT_OPTIONS = {'left': 'dataroot_lqL', 'right': 'dataroot_lqR', 'target': 'dataroot_gt', 'combined': 'dataroot_lqC'}
 ROTATION_WARNING = (
@@ -29,6 +30,23 @@ ROTATION_WARNING = (
 @DATASET_REGISTRY.register()
 class DualPixelDataset(torch.utils.data.Dataset):
     """Left/right dual-pixel views (``lq``, 6 channels: left RGB then right RGB) paired with a sharp target (``gt``)."""
+
+    # the keys this dataset reads (docs/data.md); BasicSR's loader keys are added by dmtnet_arch.option_check
+    option_schema = {
+        **{key: Option(str) for key in ROOT_OPTIONS.values()},
+        'dataroot_dpdd': Option(str),
+        'split': Option(str),
+        'use_combined': Option(bool),
+        'io_backend': Option(dict),
+        'meta_info_file': Option(str),
+        'filename_tmpl': Option(str),
+        'category_file': Option(str),
+        'gt_size': Option(int, minimum=1),
+        'use_hflip': Option(bool),
+        'use_vflip': Option(bool),
+        'use_rot': Option(bool),
+        'bit_depth': Option(int, choices=(8,)),
+    }
 
     def __init__(self, opt: dict):
         super().__init__()
@@ -84,7 +102,7 @@ class DualPixelDataset(torch.utils.data.Dataset):
         sample = self.samples[index]
         images = self.read_views(sample)
         if self.is_training:
-            images = augment(random_crop(images, self.gt_size), self.opt)
+            images = augment(random_crop(images, self.gt_size, sample.target), self.opt)
         item = {
             'lq': to_tensor(np.concatenate([images['left'], images['right']], axis=2)),
             'gt': to_tensor(images['target']),
@@ -128,19 +146,15 @@ class DualPixelDataset(torch.utils.data.Dataset):
         return where
 
 
-def pad_to_size(image: np.ndarray, size: int) -> np.ndarray:
-    """Reflect-pad the bottom and right of an image smaller than ``size`` so that both sides reach it."""
-    pad_bottom = max(size - image.shape[0], 0)
-    pad_right = max(size - image.shape[1], 0)
-    if not (pad_bottom or pad_right):
-        return image
-    return np.pad(image, ((0, pad_bottom), (0, pad_right), (0, 0)), mode='reflect')
-
-
-def random_crop(images: dict, size: int) -> dict:
-    """One random ``size`` x ``size`` crop at the same offset in every view (views padded first if smaller)."""
-    images = {view: pad_to_size(image, size) for view, image in images.items()}
+def random_crop(images: dict, size: int, name: str = 'image') -> dict:
+    """One random ``size`` x ``size`` crop at the same offset in every view. A smaller image is refused: padding it
+    would fill most of the crop with made-up content (and a reflection mirrors the dual-pixel disparity)."""
     height, width = images['target'].shape[:2]
+    if height < size or width < size:
+        raise ValueError(
+            f'{name}: image is {width}x{height}, smaller than the training crop gt_size {size}; lower gt_size to at '
+            f'most {min(height, width)} or leave this image out'
+        )
     top = random.randint(0, height - size)
     left = random.randint(0, width - size)
     return {view: image[top : top + size, left : left + size] for view, image in images.items()}

@@ -9,6 +9,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from dmtnet_arch.archs.ifan_arch import DOWNSCALE, IFAN, IFANReblurNet, warp_horizontally
 from dmtnet_arch.checkpoint import load_network_weights, network_state, read_checkpoint
 from dmtnet_arch.models.dual_pixel_model import DualPixelModel
+from dmtnet_arch.option_check import Option
 
 RELEASED_LOSS = {'type': 'MSELoss', 'loss_weight': 1.0, 'reduction': 'mean'}  # every term of the released trainer
 
@@ -36,6 +37,12 @@ class IFANModel(DualPixelModel):
     states (``<iter>.state``) so that resuming restores them, and ``path: pretrain_network_reblur`` may name a file
     to start from (the released ``IFAN.pytorch``: its ``module.reblurNet.*`` keys).
     """
+
+    option_schema = {
+        'train': {**DualPixelModel.option_schema['train'], 'dme_opt': Option(dict), 'reblur_opt': Option(dict)},
+        'val': DualPixelModel.option_schema['val'],
+    }
+    path_keys = ('pretrain_network_reblur',)
 
     def feed_data(self, data):
         if 'lqC' not in data:
