@@ -18,6 +18,8 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from dmtnet_arch.atomic_io import encode_png, float_to_uint16, write_bytes_atomically
+from dmtnet_arch.models.lr_scheduler import build_scheduler
+from dmtnet_arch.models.progressive_training import ProgressiveSchedule, cut_batch
 from dmtnet_arch.option_check import Option
 from dmtnet_arch.tiling import tiled_forward
 
@@ -109,10 +111,15 @@ class DualPixelModel(SRModel):
     """DMTNet (or any 6-channel dual-pixel network) trained and tested through BasicSR's pipelines.
 
     train: ``pixel_opt`` (CharbonnierLoss in the paper's options), ``scheduler``, ``ema_decay`` as SRModel; ``optim_g``
-    Adam or AdamW; plus ``grad_clip`` (max gradient norm), ``amp`` (bf16 | fp16), ``max_nonfinite_steps`` (default 5).
+    Adam or AdamW; plus ``grad_clip`` (max gradient norm), ``amp`` (bf16 | fp16), ``max_nonfinite_steps`` (default 5),
+    scheduler ``CosineAnnealingRestartCyclicLR`` and progressive patch training (``datasets: train:``
+    ``mini_batch_sizes``, ``iters``, ``gt_sizes``), both with Restormer's option names (docs/training.md).
     val: ``metrics`` with types calculate_dp_psnr / calculate_dp_ssim / calculate_dp_mae, optional ``tile`` and
     ``tile_overlap``. Images are 16-bit PNGs; metrics run on float outputs, never on BasicSR's uint8 path.
     """
+
+    # batch tensors a progressive stage cuts, when the model holds them (IFANModel keeps its views as left, right)
+    BATCH_TENSORS = ('lq', 'gt', 'lqC', 'left', 'right')
 
     # train: and val: keys, checked when the option file is loaded (dmtnet_arch/option_check.py); the blocks inside
     # (optim_*, scheduler, *_opt, metrics) are checked against what their type takes. A subclass adds its own keys.
@@ -140,6 +147,10 @@ class DualPixelModel(SRModel):
     }
 
     def init_training_settings(self):
+        self.progressive = ProgressiveSchedule.from_options(self.opt)
+        self.progressive_stage = None
+        if self.progressive and (mismatch := self.progressive.mismatch_with(int(self.opt['train']['total_iter']))):
+            get_root_logger().warning(mismatch)
         self.check_crop_size()
         super().init_training_settings()
         train_opt = self.opt['train']
@@ -159,13 +170,40 @@ class DualPixelModel(SRModel):
         """Training crops smaller than the network's working size would be mostly padding: refuse them."""
         multiple = getattr(self.get_bare_model(self.net_g), 'size_multiple', 1)
         gt_size = self.opt.get('datasets', {}).get('train', {}).get('gt_size')
+        option = 'gt_size'
+        if self.progressive:
+            gt_size, option = min(self.progressive.patch_sizes), 'gt_sizes'
         if gt_size is not None and gt_size < multiple:
             raise ValueError(
-                f'datasets: train: gt_size {gt_size} is smaller than the {multiple} x {multiple} pixels '
+                f'datasets: train: {option} {gt_size} is smaller than the {multiple} x {multiple} pixels '
                 f'{type(self.get_bare_model(self.net_g)).__name__} works on (it pads every input to a multiple of '
                 f'{multiple}: patch size x the window and coarsest-scale multiple); the crops would be mostly '
-                f'padding. Use gt_size >= {multiple}.'
+                f'padding. Use {option} >= {multiple}.'
             )
+
+    def setup_schedulers(self):
+        """This plugin's schedulers (dmtnet_arch/models/lr_scheduler.py) by type, BasicSR's for the others."""
+        scheduler_opt = self.opt['train']['scheduler']
+        schedulers = [build_scheduler(optimizer, scheduler_opt) for optimizer in self.optimizers]
+        if None in schedulers:
+            return super().setup_schedulers()
+        self.schedulers.extend(schedulers)
+
+    def cut_to_progressive_stage(self, current_iter: int):
+        """Progressive training: cut the fed batch to this iteration's batch and patch size (same samples and
+        window in every image tensor). Logs each stage as training enters it, also after resuming."""
+        if not self.progressive:
+            return
+        stage = self.progressive.stage(current_iter)
+        if stage.index != self.progressive_stage:
+            self.progressive_stage = stage.index
+            get_root_logger().info(
+                f'Progressive training: iteration {current_iter} is in stage {stage.index} (from iteration '
+                f'{stage.first_iter}): patch {stage.patch_size}, batch {stage.batch_size} per GPU'
+            )
+        names = [name for name in self.BATCH_TENSORS if isinstance(getattr(self, name, None), torch.Tensor)]
+        for name, tensor in cut_batch({name: getattr(self, name) for name in names}, stage).items():
+            setattr(self, name, tensor)
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         """BasicSR 1.4.2 knows Adam only; AdamW is Restormer's recipe (decoupled weight decay)."""
@@ -208,6 +246,7 @@ class DualPixelModel(SRModel):
         return {'l_pix': self.cri_pix(self.output.float(), self.gt)}
 
     def optimize_parameters(self, current_iter):
+        self.cut_to_progressive_stage(current_iter)
         self.optimizer_g.zero_grad(set_to_none=True)
         losses = self.training_losses()
         loss = sum(losses.values())
