@@ -170,9 +170,6 @@ def evaluate(option_file: str, run_root: str, with_lpips: bool, speed_size=None,
     tested_file, trained, weights = options_with_weights(option_file, run_root)
     sys.argv = [sys.argv[0], '-opt', tested_file]
     opt, _ = parse_options(run_root, is_train=False)
-    opt['path'].pop(
-        'allow_random_weights', None
-    )  # checked by now; BasicSR's make_exp_dirs takes every path value for a folder
     if not opt.get('val', {}).get('metrics'):
         raise ValueError(f'{option_file}: val: metrics is empty; the leaderboard needs the PSNR, SSIM and MAE metrics')
     opt['val']['save_img'] = False

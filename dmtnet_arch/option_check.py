@@ -343,7 +343,8 @@ def check_path(opt: dict, model_path_keys=()):
         if f'strict_load_{label}' in path:
             key = f'strict_load_{label}'
             path[key] = check_value(f'path: {key}', path[key], Option(bool))
-    random_ok = check_value(f'path: {ALLOW_RANDOM_WEIGHTS}', path.get(ALLOW_RANDOM_WEIGHTS), Option(bool))
+    # popped once read: BasicSR's make_exp_dirs takes every other path: value for a folder to create
+    random_ok = check_value(f'path: {ALLOW_RANDOM_WEIGHTS}', path.pop(ALLOW_RANDOM_WEIGHTS, None), Option(bool))
     if opt.get('is_train', True) or random_ok:
         return
     for label in labels:

@@ -476,6 +476,15 @@ def test_case_1_misspelled_pretrain_key_stops_the_test_entry(tmp_path, experimen
     assert not (REPO / 'results' / opt['name']).exists()
 
 
+def test_random_weights_asked_for_explicitly_run_through_the_test_entry(tmp_path, experiment_name):
+    data = make_data(tmp_path / 'data', 2)
+    opt = eval_options(experiment_name('random'), data, tmp_path / 'net_g.pth')
+    opt['path'].update(pretrain_network_g=None, allow_random_weights=True)
+    result = run([PYTHON, TEST_ENTRY, '-opt', write_yaml(tmp_path / 'random.yml', opt)], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list((REPO / 'results' / opt['name']).glob('metrics_*_summary.csv'))
+
+
 def test_case_2_structural_options_travel_with_the_checkpoint(tmp_path):
     checkpoint = saved_checkpoint(tmp_path, input_residual=True)
     lq = torch.rand(1, 6, SIZE, SIZE)
