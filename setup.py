@@ -31,6 +31,7 @@ setup(
         'torch',
         'torchvision',
         'lmdb',
+        'matplotlib',
         'opencv-python',
         'pyyaml',
         'scikit-image',
