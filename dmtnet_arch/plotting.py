@@ -7,6 +7,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from dmtnet_arch.atomic_io import write_atomically
 
@@ -85,6 +86,7 @@ def metric_curve_figure(
     axes.plot(iterations, values, marker='o', markersize=3, label=label)
     axes.axhline(baseline, color='grey', linestyle='--', label=baseline_label)
     axes.set_xlabel('training iteration')
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)
     axes.legend(loc='lower right', fontsize=8)
