@@ -1,7 +1,9 @@
 """Run at interpreter start by ``dmtnet_arch.pth``: makes every ``import basicsr`` also load this plugin.
 
 With it, an unmodified ``basicsr/train.py`` finds ``DMTNet``, ``DualPixelDataset`` and ``DualPixelModel`` in the
-registries, and ``import basicsr`` works on current torchvision whichever of the two a script imports first.
+registries, and ``import basicsr`` works on current torchvision whichever of the two a script imports first. The
+toolbox's ``basicsr/train.py`` script also resumes through the plugin's fixed ``load_resume_state`` (CPU, any
+working directory, ``weights_only``): compat swaps the script's own copy when the script calls ``parse_options``.
 It imports nothing heavy at start: it waits for the first ``import basicsr``, applies ``dmtnet_arch/compat.py``
 before basicsr's own code runs, then imports ``dmtnet_arch`` once basicsr is complete. Set
 ``DMTNET_NO_AUTOLOAD=1`` to switch it off.

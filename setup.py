@@ -30,6 +30,7 @@ setup(
         'basicsr==1.4.2',
         'torch',
         'torchvision',
+        'h5py',  # DPDNet's Keras weights (scripts/convert_dpdnet_keras.py)
         'lmdb',
         'matplotlib',
         'opencv-python',

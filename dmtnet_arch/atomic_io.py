@@ -31,12 +31,17 @@ def write_bytes_atomically(path, payload: bytes) -> None:
     write_atomically(path, lambda temp: temp.write_bytes(payload))
 
 
-def write_png(path, rgb: np.ndarray) -> None:
-    """An RGB uint8 or uint16 array as a PNG of that bit depth."""
+def encode_png(rgb: np.ndarray, path) -> bytes:
+    """An RGB uint8 or uint16 array as the bytes of a PNG of that bit depth (``path`` names it in errors)."""
     ok, encoded = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f'{path}: PNG encoding failed')
-    write_bytes_atomically(path, encoded.tobytes())
+    return encoded.tobytes()
+
+
+def write_png(path, rgb: np.ndarray) -> None:
+    """An RGB uint8 or uint16 array as a PNG of that bit depth."""
+    write_bytes_atomically(path, encode_png(rgb, path))
 
 
 def float_to_uint16(rgb: np.ndarray) -> np.ndarray:

@@ -1,15 +1,26 @@
 """The one home for reading network checkpoints (BasicSR's ``net_g_*.pth``: ``{'params': ..., 'params_ema': ...}``).
 
-Every reader of weights outside BasicSR's own ``load_network`` (inference, export, figures, leaderboards) goes
-through :func:`load_network_weights`, so checkpoints are always loaded with ``weights_only=True`` and a bad file is
-named in the error.
+Every reader of weights (inference, export, figures, leaderboards, and BasicSR's ``load_network`` through compat)
+goes through :func:`load_network_weights` or :func:`load_state`, so checkpoints are always loaded with
+``weights_only=True`` and a bad file is named in the error. Checkpoints the plugin writes also hold ``built_with``:
+the network's type, constructor options and the plugin version, checked against the network they are loaded into.
 """
 
+import collections
+import functools
+import inspect
 import os.path as osp
+import pickle
+import re
 
 import torch
 
 PARAM_KEYS = ('params_ema', 'params')
+# Beyond tensors and plain containers, a BasicSR training state (``<iter>.state``: epoch, iter, optimizer and
+# scheduler state dicts, the grad scaler's) holds one class: the milestones of MultiStepLR and BasicSR's
+# MultiStepRestartLR are a collections.Counter. torch 2.14 allows it by default (get_unsafe_globals_in_checkpoint
+# reports nothing for a real state); naming it keeps older torch versions loading states with weights_only=True.
+TRAINING_STATE_GLOBALS = [collections.Counter]
 
 
 def read_checkpoint(path: str) -> dict:
@@ -39,8 +50,239 @@ def network_state(checkpoint: dict, path: str, param_key: str | None = None) -> 
     return key, {k.removeprefix('module.'): v for k, v in state.items()}
 
 
-def load_network_weights(net: torch.nn.Module, path: str, param_key: str | None = None, strict: bool = True) -> str:
-    """Load ``path`` into ``net`` (see :func:`network_state`) and return the key the weights came from."""
-    key, state = network_state(read_checkpoint(path), path, param_key)
-    net.load_state_dict(state, strict=strict)
+def load_network_weights(
+    net: torch.nn.Module, path: str, param_key: str | None = None, strict: bool = True, network_opt: dict | None = None
+) -> str:
+    """Load ``path`` into ``net`` (see :func:`network_state`) and return the key the weights came from. The
+    checkpoint's record of what built it must match ``net`` (its ``build_options``, or ``network_opt``)."""
+    checkpoint = read_checkpoint(path)
+    key, state = network_state(checkpoint, path, param_key)
+    load_state(net, state, path, checkpoint.get(RECORD_KEY), network_opt, strict)
     return key or 'state dict'
+
+
+def read_training_state(path: str) -> dict:
+    """A BasicSR training state (``<iter>.state``) on the CPU, loaded with ``weights_only=True``: a pickled payload
+    is refused, never run. Errors name the file."""
+    try:
+        with torch.serialization.safe_globals(TRAINING_STATE_GLOBALS):
+            state = read_checkpoint(path)
+    except ValueError as error:
+        refused = re.search(r'Unsupported global: GLOBAL (\S+)', str(error.__cause__))
+        if isinstance(error.__cause__, pickle.UnpicklingError) and refused:
+            raise ValueError(
+                f'{path}: refused: it holds a pickled {refused.group(1)}, which a training state never holds '
+                '(loading it could run code); it was not loaded'
+            ) from error
+        raise
+    if not isinstance(state.get('iter'), int) or 'optimizers' not in state:
+        raise ValueError(f'{path}: not a BasicSR training state (keys: {list(state)})')
+    return state
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What built a checkpoint: saved beside the weights, checked when they are loaded (docs/errors.md)
+
+RECORD_KEY = 'built_with'
+PLAIN_VALUES = (type(None), bool, int, float, str)
+
+
+def plain_value(value):
+    """``value`` when an option file could write it (tuples become lists), else None: only such values are kept."""
+    if isinstance(value, list | tuple):
+        items = [plain_value(item) for item in value]
+        return items if all(item is not None or raw is None for item, raw in zip(items, value, strict=True)) else None
+    return value if isinstance(value, PLAIN_VALUES) else None
+
+
+def constructor_options(cls, args: tuple = (), kwargs: dict | None = None) -> dict:
+    """Every constructor argument of ``cls`` (defaults filled in) that an option file could write."""
+    bound = inspect.signature(cls.__init__).bind(None, *args, **(kwargs or {}))
+    bound.apply_defaults()
+    arguments = list(bound.arguments.items())[1:]  # self
+    parameters = inspect.signature(cls.__init__).parameters
+    plain = {}
+    for name, value in arguments:
+        if parameters[name].kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        if plain_value(value) is not None or value is None:
+            plain[name] = plain_value(value)
+    return plain
+
+
+def record_constructor_options(cls):
+    """Make ``cls`` keep what built each instance in ``build_options`` (``{'type': name, **options}``); networks of
+    this plugin get it when they are registered (dmtnet_arch/archs/__init__.py)."""
+    init = cls.__init__
+    if getattr(init, 'records_options', False):
+        return cls
+
+    @functools.wraps(init)
+    def init_and_record(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if type(self) is cls:
+            self.build_options = {'type': cls.__name__, **constructor_options(cls, args, kwargs)}
+
+    init_and_record.records_options = True
+    cls.__init__ = init_and_record
+    return cls
+
+
+def plugin_version() -> str:
+    from dmtnet_arch import __version__
+
+    return __version__
+
+
+def network_record(net: torch.nn.Module, network_opt: dict | None = None) -> dict | None:
+    """``{'type', 'options', 'dmtnet_arch_version'}`` for a network: its ``build_options``, else its option block with
+    the constructor's defaults filled in; None when neither says what built it."""
+    options = getattr(net, 'build_options', None)
+    if options is None and network_opt and network_opt.get('type') == type(net).__name__:
+        options = {'type': network_opt['type'], **constructor_options(type(net), (), without_type(network_opt))}
+    if options is None:
+        return None
+    return {'type': options['type'], 'options': without_type(options), 'dmtnet_arch_version': plugin_version()}
+
+
+def without_type(options: dict) -> dict:
+    return {key: value for key, value in options.items() if key != 'type'}
+
+
+def describe_built(record: dict) -> str:
+    """'DMTNet-T' for a record with a variant, else the type."""
+    variant = record['options'].get('variant')
+    return f'{record["type"]}-{variant}' if variant is not None else record['type']
+
+
+def reconcile_options(network_opt: dict, record: dict | None, path: str, where: str = 'network_g', strict=True):
+    """The options to build with: ``network_opt`` plus the checkpoint's value of every option it leaves unset (each
+    logged). An option set to another value than the checkpoint's is an error naming it and both values (a warning
+    with ``strict`` False, where partial loading is asked for). Returns the new options dict."""
+    logger = get_logger()
+    if record is None:
+        return dict(network_opt)
+    if network_opt.get('type') != record['type']:
+        mismatch(f'{path}: the checkpoint holds a {record["type"]}, {where}: type is {network_opt.get("type")}', strict)
+        return dict(network_opt)
+    defaults = arch_defaults(record['type'])
+    options = dict(network_opt)
+    adopted = {}
+    for key, saved in record['options'].items():
+        if key in network_opt:
+            if plain_value(network_opt[key]) != saved:
+                mismatch(
+                    f'{path}: {where}: {key} is {network_opt[key]!r} in the options but the checkpoint was built with '
+                    f'{key}: {saved!r} (checkpoint is {describe_built(record)}). Set {key}: {saved!r} or remove the '
+                    "option to use the checkpoint's value.",
+                    strict,
+                )
+        elif defaults is not None and key not in defaults:
+            logger.warning(f'{path}: the checkpoint records {key}: {saved!r}, which {record["type"]} no longer takes')
+        else:
+            options[key] = saved
+            if defaults is None or defaults[key] != saved:
+                adopted[key] = saved
+    if adopted:
+        listing = ', '.join(f'{key}: {value!r}' for key, value in adopted.items())
+        logger.info(f'{where}: not set in the options, taken from the checkpoint {path}: {listing}')
+    return options
+
+
+def arch_defaults(arch_type: str) -> dict | None:
+    """Default constructor options of a registered network type (None when it is not registered)."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    if arch_type not in ARCH_REGISTRY:
+        return None
+    parameters = list(inspect.signature(ARCH_REGISTRY.get(arch_type).__init__).parameters.values())[1:]
+    return {p.name: plain_value(p.default) for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def mismatch(message: str, strict: bool):
+    if strict:
+        raise ValueError(message)
+    get_logger().warning(message + ' (loading anyway: strict_load is false)')
+
+
+def check_built_alike(net: torch.nn.Module, record: dict | None, path: str, network_opt: dict | None, strict=True):
+    """A network already built must have been built with the checkpoint's options: every one, defaults included."""
+    if record is None:
+        get_logger().info(f'{path}: no record of the options that built this checkpoint; they could not be checked')
+        return
+    built = network_record(net, network_opt)
+    if built is None:
+        return
+    explicit = {'type': built['type'], **built['options']}
+    explicit = {key: value for key, value in explicit.items() if key == 'type' or key in record['options']}
+    reconcile_options(explicit, record, path, 'network', strict)
+
+
+def describe_state(net: torch.nn.Module, state: dict) -> str:
+    """What a state dict is, by the network class's ``describe_state_dict`` when it has one (e.g. 'DMTNet-T')."""
+    describe = getattr(type(net), 'describe_state_dict', None)
+    if describe is not None:
+        return describe(state)
+    return f'{type(net).__name__} with {sum(v.numel() for v in state.values())} values'
+
+
+def check_state_fits(net: torch.nn.Module, state: dict, path: str):
+    """Same keys and shapes as ``net``; otherwise an error that says what each side is and a few of the differences."""
+    own = net.state_dict()
+    missing = [key for key in own if key not in state]
+    unexpected = [key for key in state if key not in own]
+    reshaped = [
+        f'{key} {tuple(state[key].shape)} vs {tuple(own[key].shape)}'
+        for key in own
+        if key in state and tuple(state[key].shape) != tuple(own[key].shape)
+    ]
+    if not (missing or unexpected or reshaped):
+        return
+    details = '; '.join(
+        f'{len(items)} {label} (e.g. {", ".join(items[:3])})'
+        for label, items in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', reshaped))
+        if items
+    )
+    raise ValueError(
+        f'{path}: the checkpoint does not fit the network: checkpoint is {describe_state(net, state)}, network is '
+        f'{describe_state(net, own)}. {details}'
+    )
+
+
+def load_state(net, state: dict, path: str, record: dict | None, network_opt: dict | None = None, strict=True):
+    """Check the record and the shapes, then load ``state`` into ``net``."""
+    check_built_alike(net, record, path, network_opt, strict)
+    if strict:
+        check_state_fits(net, state, path)
+    net.load_state_dict(state, strict=strict)
+
+
+def build_network_from_checkpoint(network_opt: dict, path: str, param_key: str | None = None, strict: bool = True):
+    """Build the network of ``network_opt`` with what it leaves unset taken from the checkpoint, and load it."""
+    from basicsr.archs import build_network
+
+    checkpoint = read_checkpoint(path)
+    record = checkpoint.get(RECORD_KEY)
+    net = build_network(reconcile_options(network_opt, record, path, strict=strict))
+    _, state = network_state(checkpoint, path, param_key)
+    load_state(net, state, path, record, network_opt, strict)
+    return net
+
+
+def adopt_checkpoint_options(opt: dict):
+    """Before a model builds its networks: each ``network_<label>`` with a ``path: pretrain_network_<label>`` takes
+    the checkpoint's recorded options where it leaves them unset, and must agree with them where it sets them."""
+    path_opt = opt.get('path') or {}
+    for key in [key for key in opt if key.startswith('network_') and isinstance(opt[key], dict)]:
+        label = key.removeprefix('network_')
+        path = path_opt.get(f'pretrain_network_{label}')
+        if path and osp.isfile(path):
+            record = read_checkpoint(path).get(RECORD_KEY)
+            strict = path_opt.get(f'strict_load_{label}', True) is not False
+            opt[key].update(reconcile_options(opt[key], record, path, key, strict))
+
+
+def get_logger():
+    from basicsr.utils import get_root_logger
+
+    return get_root_logger()

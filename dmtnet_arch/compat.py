@@ -10,6 +10,7 @@ import os
 import os.path as osp
 import sys
 import types
+import warnings
 
 
 def provide_torchvision_functional_tensor():
@@ -54,38 +55,93 @@ def init_dist_pytorch_on_any_device(backend='nccl', **kwargs):
     dist.init_process_group(backend=backend, **kwargs)
 
 
-def latest_complete_state(states_dir: str, models_dir: str) -> str | None:
-    """The newest ``<iter>.state`` whose ``net_g_<iter>.pth`` also exists (temporary files are ignored)."""
+def resume_network_labels(opt: dict) -> list[str]:
+    """``net_<x>`` for every ``network_<x>`` that BasicSR's ``check_resume`` loads with a training state."""
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    return [f'net_{key[len("network_") :]}' for key in opt if key.startswith('network_') and key not in ignored]
+
+
+def complete_states(states_dir: str, models_dir: str, net_labels=('net_g',)) -> list[str]:
+    """Every ``<iter>.state`` whose ``<label>_<iter>.pth`` all exist, newest first (temporary files are ignored)."""
     if not osp.isdir(states_dir):
-        return None
+        return []
     iters = sorted((int(name[: -len('.state')]) for name in os.listdir(states_dir)
                     if name.endswith('.state') and name[: -len('.state')].isdigit()), reverse=True)  # fmt: skip
-    for it in iters:
-        if osp.isfile(osp.join(models_dir, f'net_g_{it}.pth')):
-            return osp.join(states_dir, f'{it}.state')
+    return [
+        osp.join(states_dir, f'{it}.state')
+        for it in iters
+        if all(osp.isfile(osp.join(models_dir, f'{label}_{it}.pth')) for label in net_labels)
+    ]
+
+
+def newest_loadable_state(states_dir: str, models_dir: str, net_labels=('net_g',)) -> tuple[str, dict] | None:
+    """``(path, state)`` of the newest complete state that loads and whose networks load; each newer one is skipped
+    with a warning naming the file and why. States that exist but none loads are an error: starting afresh would
+    archive the experiment."""
+    from dmtnet_arch.checkpoint import network_state, read_checkpoint, read_training_state
+
+    skipped = []
+    for state_path in complete_states(states_dir, models_dir, net_labels):
+        it = osp.basename(state_path)[: -len('.state')]
+        try:
+            state = read_training_state(state_path)
+            for label in net_labels:
+                net_path = osp.join(models_dir, f'{label}_{it}.pth')
+                network_state(read_checkpoint(net_path), net_path, 'params')
+        except (OSError, ValueError, KeyError) as error:
+            skipped.append(str(error))
+            warnings.warn(f'--auto_resume skips iteration {it}: {error}', stacklevel=2)
+            continue
+        return state_path, state
+    if skipped:
+        raise RuntimeError(f'--auto_resume: no training state in {states_dir} can be resumed: ' + '; '.join(skipped))
     return None
 
 
 def load_resume_state_from_root(opt: dict):
     """Broken: ``basicsr.train.load_resume_state`` (1) calls ``torch.cuda.current_device()``, so resuming fails on
     CPU; (2) with ``--auto_resume`` looks in ``experiments/<name>`` relative to the working directory while saves
-    go under root_path, so from another directory it finds nothing and archives the experiment it should resume.
-    Look under ``opt['path']['training_states']`` (root-based) and map tensors to the current device."""
-    import torch
+    go under root_path, so from another directory it finds nothing and archives the experiment it should resume;
+    (3) loads with ``weights_only=False``, so a state file carrying a pickled payload runs it; (4) takes the newest
+    ``.state`` even when it or its network file is truncated, and fails although an older pair is intact.
+    Look under ``opt['path']`` (root-based), take the newest complete pair that loads (warning about each one
+    skipped), load with ``weights_only=True`` on the CPU: the optimizers move their states to the parameters."""
     from basicsr.utils import check_resume
 
-    resume_state_path = opt['path'].get('resume_state')
+    from dmtnet_arch.checkpoint import read_training_state
+
+    found = None
     if opt['auto_resume']:
-        found = latest_complete_state(opt['path']['training_states'], opt['path']['models'])
-        resume_state_path = found or resume_state_path
-        if found:
-            opt['path']['resume_state'] = found
-    if not resume_state_path:
+        paths = opt['path']
+        found = newest_loadable_state(paths['training_states'], paths['models'], resume_network_labels(opt))
+    if found is None and opt['path'].get('resume_state'):
+        found = opt['path']['resume_state'], read_training_state(opt['path']['resume_state'])
+    if found is None:
         return None
-    device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else 'cpu'
-    resume_state = torch.load(resume_state_path, map_location=device, weights_only=False)
+    opt['path']['resume_state'], resume_state = found
     check_resume(opt, resume_state['iter'])
     return resume_state
+
+
+def fix_resume_of_basicsr_train_script(parse_options, basicsr_load_resume_state):
+    """Broken: the toolbox's own ``basicsr/train.py`` run as a script calls the ``load_resume_state`` it defines in
+    ``__main__``, not ``basicsr.train``'s, so the fix above misses it (resuming needs a GPU and the toolbox root as
+    working directory). That function is defined after the script's imports, so the start-up hook cannot replace
+    it then; its ``train_pipeline`` calls ``parse_options`` first, when it is defined. Wrap ``parse_options`` to
+    swap ``__main__.load_resume_state`` for :func:`load_resume_state_from_root` when it is BasicSR's own code."""
+
+    def is_basicsr_load_resume_state(function) -> bool:
+        code, own = getattr(function, '__code__', None), basicsr_load_resume_state.__code__
+        return code is not None and (code.co_code, code.co_names) == (own.co_code, own.co_names)
+
+    def parse_options_fixing_the_script(*args, **kwargs):
+        main = sys.modules.get('__main__')
+        if is_basicsr_load_resume_state(getattr(main, 'load_resume_state', None)):
+            main.load_resume_state = load_resume_state_from_root
+        return parse_options(*args, **kwargs)
+
+    parse_options_fixing_the_script.fixes_script_resume = True
+    return parse_options_fixing_the_script
 
 
 def keep_yaml_schedule_on_resume(resume_training):
@@ -117,7 +173,10 @@ def atomic_torch_save(obj, path: str):
 
 def save_network_atomically(self, net, net_label, current_iter, param_key='params'):
     """Broken: ``BaseModel.save_network`` writes the checkpoint in place, so a kill mid-write leaves a truncated
-    ``net_g_<iter>.pth`` that resuming then fails on. Same content, written by :func:`atomic_torch_save`, by rank 0."""
+    ``net_g_<iter>.pth`` that resuming then fails on. Same content, written by :func:`atomic_torch_save`, by rank 0;
+    plus ``built_with``, what built the network (checked on load, dmtnet_arch/checkpoint.py)."""
+    from dmtnet_arch.checkpoint import RECORD_KEY, network_record
+
     if self.opt.get('rank', 0) != 0:
         return
     nets = net if isinstance(net, list) else [net]
@@ -126,6 +185,9 @@ def save_network_atomically(self, net, net_label, current_iter, param_key='param
     for net_, key in zip(nets, keys, strict=True):
         state = self.get_bare_model(net_).state_dict()
         save_dict[key] = {k.removeprefix('module.'): v.cpu() for k, v in state.items()}
+    record = network_record(self.get_bare_model(nets[0]), self.opt.get(f'network_{net_label.removeprefix("net_")}'))
+    if record is not None:
+        save_dict[RECORD_KEY] = record
     iter_label = 'latest' if current_iter == -1 else current_iter
     os.makedirs(self.opt['path']['models'], exist_ok=True)
     atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{iter_label}.pth'))
@@ -165,6 +227,90 @@ def model_to_device_on_any_device(model_to_device):
     return to_device
 
 
+def load_network_checked(self, net, load_path, strict=True, param_key='params'):
+    """Broken: ``BaseModel.load_network`` reads with ``weights_only=False``, a truncated or empty file gives a raw
+    torch error naming no file, a T checkpoint loaded as S prints thousands of key names without saying so, and
+    nothing checks the options that built the checkpoint. Read through dmtnet_arch/checkpoint.py instead: errors
+    name the file, a size mismatch names the variant of each side, the checkpoint's record is checked. BasicSR's
+    fallback from a missing ``params_ema`` to ``params`` and its log line are kept."""
+    from basicsr.utils import get_root_logger
+
+    from dmtnet_arch.checkpoint import RECORD_KEY, load_state, network_state, read_checkpoint
+
+    logger = get_root_logger()
+    bare = self.get_bare_model(net)
+    checkpoint = read_checkpoint(load_path)
+    if param_key is not None and param_key not in checkpoint and 'params' in checkpoint:
+        logger.info('Loading: params_ema does not exist, use params.')
+        param_key = 'params'
+    key, state = network_state(checkpoint, load_path, param_key)
+    logger.info(f'Loading {type(bare).__name__} model from {load_path}, with param key: [{key}].')
+    network_opt = next(
+        (
+            v
+            for k, v in self.opt.items()
+            if k.startswith('network_') and isinstance(v, dict) and v.get('type') == type(bare).__name__
+        ),
+        None,
+    )
+    load_state(bare, state, load_path, checkpoint.get(RECORD_KEY), network_opt, strict)
+
+
+def adopt_checkpoint_options_first(init):
+    """Broken: ``BaseModel`` subclasses build their networks from the option file alone, so a checkpoint trained with
+    ``input_residual: true`` (or any other structural option) loads into a network built without it and scores
+    wrong with no warning. Before the networks are built, options the file leaves unset are taken from the
+    checkpoint's record and options it sets must agree (dmtnet_arch/checkpoint.py)."""
+
+    def init_after_adopting(self, opt):
+        from dmtnet_arch.checkpoint import adopt_checkpoint_options
+
+        adopt_checkpoint_options(opt)
+        init(self, opt)
+
+    init_after_adopting.adopts_checkpoint_options = True
+    return init_after_adopting
+
+
+def check_options_when_parsed(parse_options):
+    """Missing in BasicSR: an unknown key (``use_hflp``) is ignored, a number YAML reads as a string (``lr: 5e-4``)
+    fails later with a bare TypeError, a test run without weights scores a random network. Check the parsed options
+    against what this plugin registers (dmtnet_arch/option_check.py) before anything is built."""
+
+    def parse_and_check(root_path, is_train=True):
+        from dmtnet_arch.option_check import check_options
+
+        opt, args = parse_options(root_path, is_train)
+        check_options(opt)
+        return opt, args
+
+    parse_and_check.checks_options = True
+    return parse_and_check
+
+
+def refuse_train_set_smaller_than_a_batch(build_dataloader):
+    """Broken: with fewer training samples than one global batch BasicSR's loader drops the only, incomplete batch,
+    every epoch is empty, and training ends at once saving an untrained network with exit 0. Refuse it, with the
+    numbers. Wraps ``build_dataloader``, which both ``basicsr.train`` and a toolbox's own ``train.py`` call."""
+
+    def build_and_check(dataset, dataset_opt, *args, **kwargs):
+        loader = build_dataloader(dataset, dataset_opt, *args, **kwargs)
+        if dataset_opt['phase'] == 'train' and len(loader) == 0:
+            sampler = loader.sampler if hasattr(loader.sampler, 'num_replicas') else None
+            processes = sampler.num_replicas if sampler is not None else 1
+            raise ValueError(
+                f'datasets: train ({dataset_opt["name"]}): {len(dataset)} training samples (x dataset_enlarge_ratio '
+                f'{dataset_opt.get("dataset_enlarge_ratio", 1)}) are fewer than one global batch of '
+                f'{loader.batch_size * processes} (batch size {loader.batch_size} per process x {processes} '
+                'process(es)): every epoch would be empty and training would save an untrained network. Add '
+                'training images or lower batch_size_per_gpu.'
+            )
+        return loader
+
+    build_and_check.checks_batch = True
+    return build_and_check
+
+
 def apply():
     """Fixes that must be in place before basicsr's own code runs."""
     provide_torchvision_functional_tensor()
@@ -173,11 +319,18 @@ def apply():
 
 def patch_basicsr():
     """Fixes to functions of an imported basicsr, looked up by name at call time."""
+    import basicsr.data
+    import basicsr.test
     import basicsr.train
+    import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import dist_util
 
     dist_util._init_dist_pytorch = init_dist_pytorch_on_any_device
+    if not getattr(basicsr.utils.options.parse_options, 'fixes_script_resume', False):
+        basicsr.utils.options.parse_options = fix_resume_of_basicsr_train_script(
+            basicsr.utils.options.parse_options, basicsr.train.load_resume_state
+        )
     basicsr.train.load_resume_state = load_resume_state_from_root
     if not getattr(BaseModel.resume_training, 'keeps_yaml_schedule', False):
         BaseModel.resume_training = keep_yaml_schedule_on_resume(BaseModel.resume_training)
@@ -185,3 +338,12 @@ def patch_basicsr():
         BaseModel.model_to_device = model_to_device_on_any_device(BaseModel.model_to_device)
     BaseModel.save_network = save_network_atomically
     BaseModel.save_training_state = save_training_state_atomically
+    BaseModel.load_network = load_network_checked
+    if not getattr(BaseModel.__init__, 'adopts_checkpoint_options', False):
+        BaseModel.__init__ = adopt_checkpoint_options_first(BaseModel.__init__)
+    for module in (basicsr.train, basicsr.test, basicsr.utils.options):
+        if not getattr(module.parse_options, 'checks_options', False):
+            module.parse_options = check_options_when_parsed(module.parse_options)
+    for module in (basicsr.train, basicsr.data):
+        if not getattr(module.build_dataloader, 'checks_batch', False):
+            module.build_dataloader = refuse_train_set_smaller_than_a_batch(module.build_dataloader)

@@ -24,10 +24,17 @@ def parse_size(text: str) -> tuple:
     return height, width
 
 
+def positive_int(text: str) -> int:
+    """A whole number of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'must be a whole number of at least 1, got {text!r}')
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--count', type=int, required=True, help='number of samples')
+    parser.add_argument('--count', type=positive_int, required=True, help='number of samples')
     parser.add_argument('--size', type=parse_size, default=(128, 128), help='N (square) or HxW, default 128')
     parser.add_argument('--seed', type=int, default=0, help='the same seed writes the same bytes')
     parser.add_argument('--out', type=Path, required=True, help='output folder')

@@ -4,7 +4,8 @@ Reads either layout (``--layout folder``: ``inputL/ inputR/ target/ [inputC/]``;
 ``{split}_c/ {split}_l/ {split}_r/`` folders) and writes ``<out>/<split>/{inputL,inputR,target[,inputC]}/`` with
 crops named ``<image>_<row>_<col>.png`` at the source bit depth, plus per-view LMDBs with ``--lmdb``.
 Every file is written under a temporary name and renamed, so an interrupted run leaves no half-written file, and a
-re-run replaces the previous output of that split. Example::
+re-run replaces the previous output of that split; ``<out>/<split>/crop_grid.json`` records the grid, and crops cut
+on another grid are deleted before the first new one is written. An --out that overlaps --input is refused. Example::
 
     python scripts/prepare_dpdd.py --input datasets/DPDD --layout dpdd --split train --out datasets/DPDD_crops \\
         --drop-blurry 0.3 --workers 8 --lmdb
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dmtnet_arch.data.dpdd_crops import crop_sample, remove_leftovers
+from dmtnet_arch.data.dpdd_crops import check_output_outside_input, crop_sample, remove_leftovers, start_grid
 from dmtnet_arch.data.dual_pixel_io import (
     LMDB_NAMES,
     VIEW_FOLDERS,
@@ -64,6 +65,8 @@ def find_samples(args: argparse.Namespace, split: str) -> list:
 def crop_split(args: argparse.Namespace, samples: list, split_dir: Path) -> list:
     """Write the crops of every sample (in parallel with ``--workers``); returns the names of all crops."""
     views = samples[0].views()
+    grid = {'crop_size': args.crop_size, 'stride': args.stride, 'drop_blurry': args.drop_blurry}
+    start_grid(split_dir, grid, list(VIEW_FOLDERS.values()))
     for view in views:
         (split_dir / VIEW_FOLDERS[view]).mkdir(parents=True, exist_ok=True)
     job = functools.partial(
@@ -105,6 +108,10 @@ def main(argv=None) -> dict:
         raise SystemExit('--workers must be at least 1')
     if not 0 <= args.drop_blurry < 1:
         raise SystemExit('--drop-blurry must be in [0, 1)')
+    if args.crop_size < 1 or args.stride < 1:
+        raise SystemExit('--crop-size and --stride must be at least 1')
+    for split in args.split:
+        check_output_outside_input(args.out / split, args.input)
     return {split: prepare_split(args, split) for split in args.split}
 
 

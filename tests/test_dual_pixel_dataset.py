@@ -152,14 +152,10 @@ def test_training_crops_are_aligned_across_views(folder_root):
     assert len(offsets) > 1
 
 
-def test_images_smaller_than_the_crop_are_reflect_padded(folder_root):
-    item = DualPixelDataset(folder_opt(folder_root, phase='train', gt_size=64))[0]
-    assert item['lq'].shape == (6, 64, 64) and item['gt'].shape == (3, 64, 64)
-    padded = np.pad(coordinate_image('target'), ((0, 24), (0, 8), (0, 0)), mode='reflect')
-    assert torch.equal(item['gt'], torch.from_numpy(padded.transpose(2, 0, 1).astype(np.float32) / 65535))
-    left_x, left_y, _ = decode_coordinates(item['lq'][:3])
-    gt_x, gt_y, _ = decode_coordinates(item['gt'])
-    assert np.array_equal(left_x, gt_x) and np.array_equal(left_y, gt_y)
+def test_images_smaller_than_the_crop_are_refused(folder_root):
+    dataset = DualPixelDataset(folder_opt(folder_root, phase='train', gt_size=64))
+    with pytest.raises(ValueError, match=r'target/.*\.png: image is 56x40, smaller than the training crop gt_size 64'):
+        dataset[0]
 
 
 def force_augmentation(monkeypatch):

@@ -167,7 +167,7 @@ def test_dpdd_layout_and_several_splits(prepare_dpdd, tmp_path):
             write_png(root / f'{split}_c' / 'target' / f't{index}.png', image)
     counts = run(prepare_dpdd, root, tmp_path / 'out', '--layout', 'dpdd', '--split', 'train', 'val')
     assert counts == {'train': 2 * CROPS_PER_IMAGE, 'val': CROPS_PER_IMAGE}
-    assert files_in(tmp_path / 'out' / 'val') == sorted(FOLDERS)
+    assert files_in(tmp_path / 'out' / 'val') == sorted([*FOLDERS, 'crop_grid.json'])
     assert 't1_3_5.png' in files_in(tmp_path / 'out' / 'train' / 'inputL')
 
 

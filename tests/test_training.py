@@ -35,6 +35,7 @@ import dmtnet_arch  # noqa: F401  (registers the plugin in basicsr's registries)
 from dmtnet_arch import compat
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
 from dmtnet_arch.atomic_io import TEMP_SUFFIX
+from dmtnet_arch.checkpoint import read_training_state
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr
 
 REPO = Path(__file__).resolve().parents[1]
@@ -260,7 +261,7 @@ def test_training_writes_loadable_checkpoints_and_no_temp_files(resume_runs):
     for it in (N, 2 * N):
         params = load_params(experiment / 'models' / f'net_g_{it}.pth')
         network.load_state_dict(params, strict=True)  # every key, every shape
-        state = torch.load(experiment / 'training_states' / f'{it}.state', map_location='cpu', weights_only=False)
+        state = read_training_state(str(experiment / 'training_states' / f'{it}.state'))  # weights_only=True
         assert state['iter'] == it
         assert len(state['optimizers']) == 1 and state['optimizers'][0]['state']
         assert len(state['schedulers']) == 1
@@ -297,7 +298,7 @@ def test_auto_resume_from_another_directory_equals_training_straight_through(res
     at_n = load_params(models / f'net_g_{N}.pth')
     assert max((a[k] - at_n[k]).abs().max().item() for k in a) > 1e-5
     # the scheduler was restored: the rate halved after iteration 3 in both runs
-    state = torch.load(REPO / 'experiments' / resumed / 'training_states' / f'{2 * N}.state', weights_only=False)
+    state = read_training_state(str(REPO / 'experiments' / resumed / 'training_states' / f'{2 * N}.state'))
     assert state['optimizers'][0]['param_groups'][0]['lr'] == pytest.approx(5e-4)
 
 
@@ -314,16 +315,10 @@ def complete_iterations(experiment: Path) -> list[int]:
     return sorted(it for it in iters if (models / f'net_g_{it}.pth').is_file())
 
 
-def test_resume_after_sigkill(tmp_path, new_name):
-    name = new_name('killed')
-    data = make_data(tmp_path / 'data', 2)
-    experiment = REPO / 'experiments' / name
-    yml = write_yaml(tmp_path / 'long.yml', train_options(name, data, total_iter=100000, save_freq=2))
-    log_path = tmp_path / 'killed.log'
+def train_until_a_state_then_sigkill(cmd: list, cwd: Path, experiment: Path, log_path: Path) -> int:
+    """Start a long training, SIGKILL it once a training state is saved; the last complete iteration saved."""
     with open(log_path, 'w') as log:
-        proc = subprocess.Popen(
-            [PYTHON, str(TRAIN_ENTRY), '-opt', str(yml)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + TIMEOUT
             while not list((experiment / 'training_states').glob('*.state')):
@@ -341,7 +336,15 @@ def test_resume_after_sigkill(tmp_path, new_name):
     assert proc.returncode == -signal.SIGKILL
     saved = complete_iterations(experiment)
     assert saved, 'no complete checkpoint before the kill'
-    last = saved[-1]
+    return saved[-1]
+
+
+def test_resume_after_sigkill(tmp_path, new_name):
+    name = new_name('killed')
+    data = make_data(tmp_path / 'data', 2)
+    experiment = REPO / 'experiments' / name
+    yml = write_yaml(tmp_path / 'long.yml', train_options(name, data, total_iter=100000, save_freq=2))
+    last = train_until_a_state_then_sigkill([PYTHON, TRAIN_ENTRY, '-opt', yml], REPO, experiment, tmp_path / 'k.log')
 
     short = write_yaml(tmp_path / 'short.yml', train_options(name, data, total_iter=last + 2, save_freq=2))
     result = run([PYTHON, TRAIN_ENTRY, '-opt', short, '--auto_resume'], REPO)
@@ -374,7 +377,7 @@ def test_resume_with_raised_total_iter_follows_the_new_cosine_periods(tmp_path, 
     states = REPO / 'experiments' / name / 'training_states'
     for it in (3, 4):  # the rate of the new period of 4 at the saved position (BasicSR steps from iteration 2 on)
         expected = eta_min + 0.5 * (base_lr - eta_min) * (1 + math.cos(math.pi * (it - 1) / 4))
-        state = torch.load(states / f'{it}.state', map_location='cpu', weights_only=False)
+        state = read_training_state(str(states / f'{it}.state'))
         assert state['optimizers'][0]['param_groups'][0]['lr'] == pytest.approx(expected, rel=1e-9)
 
 
@@ -667,12 +670,12 @@ def test_dashed_local_rank_is_rewritten(argv, expected):
     assert argv == expected
 
 
-def test_latest_complete_state_skips_incomplete_and_temporary_files(tmp_path):
+def test_complete_states_skip_incomplete_and_temporary_files(tmp_path):
     states, models = tmp_path / 'training_states', tmp_path / 'models'
     states.mkdir()
     models.mkdir()
-    assert compat.latest_complete_state(str(states), str(models)) is None
-    assert compat.latest_complete_state(str(tmp_path / 'absent'), str(models)) is None
+    assert compat.complete_states(str(states), str(models)) == []
+    assert compat.complete_states(str(tmp_path / 'absent'), str(models)) == []
     for it in (2, 4, 10):
         (states / f'{it}.state').write_bytes(b'x')
     for it in (2, 4):
@@ -681,8 +684,10 @@ def test_latest_complete_state_skips_incomplete_and_temporary_files(tmp_path):
     (states / '12.state.tmp77').write_bytes(b'x')
     (models / 'net_g_12.pth').write_bytes(b'x')
     (states / 'latest.state').write_bytes(b'x')
-    assert compat.latest_complete_state(str(states), str(models)) == str(states / '4.state')
+    assert compat.complete_states(str(states), str(models)) == [str(states / '4.state'), str(states / '2.state')]
     # numeric order, not text order
     (states / '30.state').write_bytes(b'x')
     (models / 'net_g_30.pth').write_bytes(b'x')
-    assert compat.latest_complete_state(str(states), str(models)) == str(states / '30.state')
+    assert compat.complete_states(str(states), str(models))[0] == str(states / '30.state')
+    # every network the model saves must be there
+    assert compat.complete_states(str(states), str(models), ['net_g', 'net_d']) == []

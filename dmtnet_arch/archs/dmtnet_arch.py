@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from dmtnet_arch.archs.arch_util import check_dual_pixel_input, pad_to_multiple
+
 # Number of DMSSRMs per variant (Table 1).
 VARIANT_DMSSRMS = {'T': 0, 'S': 1, 'B': 2, 'L': 3, 'H': 4}
 
@@ -368,28 +370,24 @@ class DMTNet(nn.Module):
         )
         self.upsampling = UpSampling(embed_dim, upsampler_channels, out_channels, patch_size)
 
+    @staticmethod
+    def describe_state_dict(state: dict) -> str:
+        """The variant a state dict's number of DMSSRMs implies (Table 1), e.g. 'DMTNet-T', with a non-default width."""
+        stages = {key.split('.')[2] for key in state if key.startswith('reconstruction.stages.')}
+        variants = {count: variant for variant, count in VARIANT_DMSSRMS.items()}
+        name = f'DMTNet-{variants[len(stages)]}' if len(stages) in variants else f'DMTNet with {len(stages)} DMSSRMs'
+        embedding = state.get('feature_extraction.patch_partition.proj.weight')
+        return name if embedding is None or embedding.shape[0] == 96 else f'{name} (embed_dim {embedding.shape[0]})'
+
     @property
     def scale_weights(self) -> list[torch.Tensor]:
         """Each DMSSRM's (N, S) alpha from the last forward call, in cascade order."""
         return [stage.last_alpha for stage in self.reconstruction.stages]
 
-    def pad_to_multiple(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad bottom and right to ``size_multiple``: reflect where the image is large enough, else replicate."""
-        h, w = x.shape[-2:]
-        pad_h, pad_w = -h % self.size_multiple, -w % self.size_multiple
-        if not (pad_h or pad_w):
-            return x
-        mode = 'reflect' if pad_h < h and pad_w < w else 'replicate'
-        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'DMTNet expects a (N, {self.in_channels}, H, W) tensor, the left then the right dual-pixel view '
-                f'concatenated on channels; got shape {tuple(x.shape)}'
-            )
+        check_dual_pixel_input(x, self.in_channels, 'DMTNet')
         h, w = x.shape[-2:]
-        features = self.feature_extraction(self.pad_to_multiple(x))
+        features = self.feature_extraction(pad_to_multiple(x, self.size_multiple))
         out = self.upsampling(self.reconstruction(features))[..., :h, :w]
         if self.input_residual:
             left, right = x.chunk(2, dim=1)

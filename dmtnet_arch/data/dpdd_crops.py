@@ -3,13 +3,15 @@
 Used by ``scripts/prepare_dpdd.py``; the sharpness measure is defined in ``docs/data.md``.
 """
 
+import json
 import re
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from dmtnet_arch.atomic_io import TEMP_SUFFIX, write_png
+from dmtnet_arch.atomic_io import TEMP_SUFFIX, write_bytes_atomically, write_png
 from dmtnet_arch.data.dual_pixel_io import VIEW_FOLDERS, check_views_match, read_image, to_float
 
 SOBEL_KERNEL_SIZES = (3, 7, 11, 15)
@@ -100,4 +102,37 @@ def remove_leftovers(folder: Path, expected: set) -> int:
         if path.is_file() and (is_temp or is_stale_crop):
             path.unlink()
             removed += 1
+    return removed
+
+
+# The grid a split's crops were cut on, written before the first crop so that an interrupted run says what it left.
+GRID_RECORD = 'crop_grid.json'
+
+
+def check_output_outside_input(out_dir: Path, input_root: Path):
+    """Crops written into (or above) the source folders would mix with the sources: refuse, naming both."""
+    out_dir, input_root = Path(out_dir).resolve(), Path(input_root).resolve()
+    if out_dir.is_relative_to(input_root) or input_root.is_relative_to(out_dir):
+        raise ValueError(
+            f'output folder {out_dir} overlaps the input {input_root}: crops would be written among the source '
+            'images. Choose an --out outside --input.'
+        )
+
+
+def start_grid(split_dir: Path, grid: dict, view_folders: list) -> int:
+    """Record ``grid`` (crop size, stride, drop fraction) for ``split_dir``. Crops of another grid, or of an unknown
+    one (no record), are deleted first, with the LMDBs built from them, so a folder never mixes crops cut on two
+    grids, even after an interrupted run. Returns how many crop files were deleted."""
+    record = Path(split_dir) / GRID_RECORD
+    previous = json.loads(record.read_text()) if record.is_file() else None
+    removed = 0
+    if previous != grid:
+        for folder in view_folders:
+            if (Path(split_dir) / folder).is_dir():
+                removed += remove_leftovers(Path(split_dir) / folder, set())
+        for lmdb in Path(split_dir).glob('*.lmdb') if Path(split_dir).is_dir() else ():
+            shutil.rmtree(lmdb)
+        if removed:
+            print(f'{split_dir}: removed {removed} crops cut with {previous or "an unrecorded grid"}, not {grid}')
+    write_bytes_atomically(record, json.dumps(grid, indent=2).encode())
     return removed

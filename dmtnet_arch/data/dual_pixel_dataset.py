@@ -15,8 +15,10 @@ from dmtnet_arch.data.dual_pixel_io import (
     pair_dpdd_layout,
     pair_folder_layout,
     pair_lmdb_layout,
+    reduce_to_8bit,
     to_float,
 )
+from dmtnet_arch.option_check import Option
 
 ROOT_OPTIONS = {'left': 'dataroot_lqL', 'right': 'dataroot_lqR', 'target': 'dataroot_gt', 'combined': 'dataroot_lqC'}
 ROTATION_WARNING = (
@@ -29,6 +31,23 @@ ROTATION_WARNING = (
 class DualPixelDataset(torch.utils.data.Dataset):
     """Left/right dual-pixel views (``lq``, 6 channels: left RGB then right RGB) paired with a sharp target (``gt``)."""
 
+    # the keys this dataset reads (docs/data.md); BasicSR's loader keys are added by dmtnet_arch.option_check
+    option_schema = {
+        **{key: Option(str) for key in ROOT_OPTIONS.values()},
+        'dataroot_dpdd': Option(str),
+        'split': Option(str),
+        'use_combined': Option(bool),
+        'io_backend': Option(dict),
+        'meta_info_file': Option(str),
+        'filename_tmpl': Option(str),
+        'category_file': Option(str),
+        'gt_size': Option(int, minimum=1),
+        'use_hflip': Option(bool),
+        'use_vflip': Option(bool),
+        'use_rot': Option(bool),
+        'bit_depth': Option(int, choices=(8,)),
+    }
+
     def __init__(self, opt: dict):
         super().__init__()
         self.opt = opt
@@ -38,6 +57,11 @@ class DualPixelDataset(torch.utils.data.Dataset):
         self.gt_size = opt.get('gt_size')
         if self.is_training and not self.gt_size:
             raise ValueError('DualPixelDataset: gt_size is required when phase is train')
+        self.bit_depth = opt.get('bit_depth')
+        if self.bit_depth not in (None, 8):
+            raise ValueError(
+                f'DualPixelDataset: bit_depth must be 8 or absent (each file its own), got {self.bit_depth!r}'
+            )
         if opt.get('use_rot', False):
             warnings.warn(ROTATION_WARNING, stacklevel=2)
         self.samples = self.find_samples()
@@ -78,7 +102,7 @@ class DualPixelDataset(torch.utils.data.Dataset):
         sample = self.samples[index]
         images = self.read_views(sample)
         if self.is_training:
-            images = augment(random_crop(images, self.gt_size), self.opt)
+            images = augment(random_crop(images, self.gt_size, sample.target), self.opt)
         item = {
             'lq': to_tensor(np.concatenate([images['left'], images['right']], axis=2)),
             'gt': to_tensor(images['target']),
@@ -93,7 +117,7 @@ class DualPixelDataset(torch.utils.data.Dataset):
         return item
 
     def read_views(self, sample) -> dict:
-        """Every view of a sample at its own bit depth (uint8 or uint16 RGB), checked to match."""
+        """Every view of a sample at its own bit depth (uint8 or uint16 RGB), checked to match; 8-bit if bit_depth 8."""
         if self.file_client is None:
             self.file_client = FileClient(self.backend, **self.io_options)
         locations = sample.views()
@@ -102,6 +126,8 @@ class DualPixelDataset(torch.utils.data.Dataset):
             for view, where in locations.items()
         }
         check_views_match({self.describe(view, locations[view]): image for view, image in images.items()})
+        if self.bit_depth == 8:
+            images = {view: reduce_to_8bit(image) for view, image in images.items()}
         return images
 
     def read_bytes(self, view: str, where: str) -> bytes:
@@ -120,19 +146,15 @@ class DualPixelDataset(torch.utils.data.Dataset):
         return where
 
 
-def pad_to_size(image: np.ndarray, size: int) -> np.ndarray:
-    """Reflect-pad the bottom and right of an image smaller than ``size`` so that both sides reach it."""
-    pad_bottom = max(size - image.shape[0], 0)
-    pad_right = max(size - image.shape[1], 0)
-    if not (pad_bottom or pad_right):
-        return image
-    return np.pad(image, ((0, pad_bottom), (0, pad_right), (0, 0)), mode='reflect')
-
-
-def random_crop(images: dict, size: int) -> dict:
-    """One random ``size`` x ``size`` crop at the same offset in every view (views padded first if smaller)."""
-    images = {view: pad_to_size(image, size) for view, image in images.items()}
+def random_crop(images: dict, size: int, name: str = 'image') -> dict:
+    """One random ``size`` x ``size`` crop at the same offset in every view. A smaller image is refused: padding it
+    would fill most of the crop with made-up content (and a reflection mirrors the dual-pixel disparity)."""
     height, width = images['target'].shape[:2]
+    if height < size or width < size:
+        raise ValueError(
+            f'{name}: image is {width}x{height}, smaller than the training crop gt_size {size}; lower gt_size to at '
+            f'most {min(height, width)} or leave this image out'
+        )
     top = random.randint(0, height - size)
     left = random.randint(0, width - size)
     return {view: image[top : top + size, left : left + size] for view, image in images.items()}

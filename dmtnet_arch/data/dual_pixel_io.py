@@ -6,6 +6,7 @@ the two folder layouts and the category file formats.
 
 import re
 import shutil
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,12 @@ def read_image(path) -> np.ndarray:
 def to_float(image: np.ndarray) -> np.ndarray:
     """Scale a uint8 (/255) or uint16 (/65535) image to float32 in [0, 1]."""
     return image.astype(np.float32) / np.float32(SCALE_BY_DTYPE[image.dtype])
+
+
+def reduce_to_8bit(image: np.ndarray) -> np.ndarray:
+    """A 16-bit image as OpenCV's default ``imread`` decodes its file (IFAN's reading): the top byte, v >> 8.
+    8-bit images are returned unchanged."""
+    return (image >> 8).astype(np.uint8) if image.dtype == np.uint16 else image
 
 
 def check_views_match(images: dict):
@@ -148,14 +155,19 @@ def dpdd_folders(root, split: str) -> dict:
 
 
 def pair_dpdd_layout(root, split: str, with_combined: bool = False) -> list:
-    """Pair the original DPDD layout by sorted order within each folder; the sample name is the target's stem."""
+    """Pair the original DPDD layout by sorted order within each folder; the sample name is the target's stem. The
+    left, right (and combined, when its folder exists) views of one scene share a stem, so those are checked to name
+    the same scenes; targets are other captures with other names and are paired by position only."""
     folders = dpdd_folders(root, split)
-    if not with_combined:
+    if not (with_combined or folders['combined'][0].is_dir()):
         folders.pop('combined')
     files = {
         view: [str(folder / name) for name in list_pngs(folder, pattern)] for view, (folder, pattern) in folders.items()
     }
     check_same_counts({folders[view][0]: len(names) for view, names in files.items()})
+    check_same_scenes({view: files[view] for view in ('left', 'right', 'combined') if view in files})
+    if not with_combined:
+        files.pop('combined', None)
     return [
         DualPixelSample(Path(target).stem, **{view: names[i] for view, names in files.items()})
         for i, target in enumerate(files['target'])
@@ -167,6 +179,30 @@ def check_same_counts(counts: dict):
     if len(set(counts.values())) > 1:
         listing = ', '.join(f'{folder}: {count}' for folder, count in counts.items())
         raise ValueError(f'folders paired by sorted order hold different numbers of images ({listing})')
+
+
+# the suffix each DPDD source view adds to the scene's stem
+DPDD_VIEW_SUFFIXES = {'left': '_L', 'right': '_R', 'combined': ''}
+
+
+def check_same_scenes(files: dict):
+    """Source views paired by sorted position must name the same scene at each position (``x_L.png``, ``x_R.png``,
+    ``x.png``); with one file lost and an unrelated one present the counts match but the stems do not."""
+    stems = {
+        view: [Path(name).stem.removesuffix(DPDD_VIEW_SUFFIXES[view]) for name in names]
+        for view, names in files.items()
+    }
+    (first_view, first), *others = stems.items()
+    for view, own in others:
+        for index, (a, b) in enumerate(zip(first, own, strict=True)):
+            if a != b:
+                only_first = sorted(set(first) - set(own))
+                only_other = sorted(set(own) - set(first))
+                raise ValueError(
+                    f'views paired by sorted position name different scenes: {files[first_view][index]} and '
+                    f'{files[view][index]}. Scenes only among the {first_view} views: {only_first or "none"}; only '
+                    f'among the {view} views: {only_other or "none"}. Every scene needs all its views.'
+                )
 
 
 def has_dpdd_combined(root, split: str) -> bool:
@@ -201,8 +237,38 @@ def pair_lmdb_layout(lmdb_paths: dict, meta_info_file=None, filename_tmpl: str =
     ]
 
 
+LMDB_MAGIC = 0xBEEFC0DE
+# byte offsets in an LMDB meta page (lmdb's MDB_meta after its 16-byte page header, 64-bit build)
+LMDB_MAGIC_OFFSET, LMDB_PAGE_SIZE_OFFSET, LMDB_LAST_PAGE_OFFSET = 16, 40, 136
+
+
+def check_lmdb_data_file(lmdb_path):
+    """``data.mdb`` must be an LMDB file holding every page its newest meta page counts. A truncated one would be
+    memory-mapped and kill the process with a bus error at the first read past its end; refuse it, naming it."""
+    data = Path(lmdb_path) / 'data.mdb'
+    if not data.is_file():
+        raise FileNotFoundError(f'{data}: LMDB data file not found')
+    size = data.stat().st_size
+    with data.open('rb') as file:
+        head = file.read(LMDB_LAST_PAGE_OFFSET + 16)
+        if len(head) < LMDB_LAST_PAGE_OFFSET + 16 or struct.unpack_from('<I', head, LMDB_MAGIC_OFFSET)[0] != LMDB_MAGIC:
+            raise ValueError(f'{data}: not an LMDB data file (empty, truncated or another format)')
+        page_size = struct.unpack_from('<I', head, LMDB_PAGE_SIZE_OFFSET)[0]
+        file.seek(page_size)
+        second = file.read(LMDB_LAST_PAGE_OFFSET + 16)
+    metas = [
+        struct.unpack_from('<QQ', page, LMDB_LAST_PAGE_OFFSET) for page in (head, second) if len(page) == len(head)
+    ]
+    last_page, _ = max(metas, key=lambda meta: meta[1])  # the meta page of the newest transaction
+    needed = (last_page + 1) * page_size
+    if size < needed:
+        raise ValueError(f'{data}: LMDB file is truncated ({size} bytes, its index needs {needed}); rebuild it')
+
+
 def check_keys_in_lmdb(keys: list, lmdb_path):
-    """Every key must be listed in the LMDB's own meta_info.txt; the error names the key and the LMDB."""
+    """Every key must be listed in the LMDB's own meta_info.txt; the error names the key and the LMDB. Its data file
+    is checked to be complete first."""
+    check_lmdb_data_file(lmdb_path)
     available = set(read_meta_info_keys(Path(lmdb_path) / 'meta_info.txt'))
     missing = [key for key in keys if key not in available]
     if missing:

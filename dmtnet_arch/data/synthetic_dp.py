@@ -468,6 +468,8 @@ def generate_dataset(
 ) -> Path:
     """Write ``count`` samples under ``out`` (inputL/, inputR/, inputC/, target/, defocus/) and return ``out``."""
     out = Path(out)
+    if not isinstance(count, int) or count < 1:  # before anything: a re-run replaces (deletes) an existing set
+        raise ValueError(f'count must be a whole number of at least 1, got {count!r}; nothing in {out} was touched')
     for folder in [*VIEW_FOLDERS.values(), DEFOCUS_FOLDER]:
         (out / folder).mkdir(parents=True, exist_ok=True)
     sources = collect_sources(sources_dir)

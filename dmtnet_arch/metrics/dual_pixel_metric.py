@@ -12,18 +12,27 @@ import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 from skimage.metrics import structural_similarity
 
+from dmtnet_arch.data.dual_pixel_io import SCALE_BY_DTYPE
+
 PROTOCOL_LEVELS = {'16bit': 65535, '8bit': 255, 'float': None}
 
 
 def to_hwc_float(img) -> np.ndarray:
-    """A (3, H, W) or (1, 3, H, W) tensor or an (H, W, 3) array -> float64 (H, W, 3) clamped to [0, 1]."""
+    """A (3, H, W) or (1, 3, H, W) tensor or an (H, W, 3) array -> float64 (H, W, 3) clamped to [0, 1]. Floats are
+    taken as [0, 1]; uint8 and uint16 images (BasicSR's own convention for metrics) are scaled by their dtype's
+    maximum; other integer types are refused, as their range is unknown."""
     if isinstance(img, torch.Tensor):
-        img = img.detach().float().cpu()
+        img = img.detach().cpu()
         if img.dim() == 4:
             if img.shape[0] != 1:
                 raise ValueError(f'metrics take one image at a time, got a batch of {img.shape[0]}')
             img = img[0]
         img = img.permute(1, 2, 0).numpy()
+    img = np.asarray(img)
+    if img.dtype.kind in 'uib':
+        if img.dtype not in SCALE_BY_DTYPE:
+            raise ValueError(f'metrics take float images in [0, 1] or uint8/uint16 images, got {img.dtype}')
+        img = img / SCALE_BY_DTYPE[img.dtype]
     img = np.asarray(img, dtype=np.float64)
     if img.ndim != 3:
         raise ValueError(f'expected an (H, W, C) image, got shape {img.shape}')
@@ -80,3 +89,7 @@ def calculate_dp_mae(img, img2, protocol: str = '16bit', **kwargs) -> float:
     """Mean absolute error over all pixels and channels."""
     a, b = prepare_pair(img, img2, protocol, kwargs)
     return float(np.mean(np.abs(a - b)))
+
+
+for _metric in (calculate_dp_psnr, calculate_dp_ssim, calculate_dp_mae):
+    _metric.option_choices = {'protocol': tuple(PROTOCOL_LEVELS)}  # checked when the option file is loaded

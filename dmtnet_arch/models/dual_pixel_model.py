@@ -1,7 +1,8 @@
 """BasicSR model for dual-pixel deblurring: SRModel plus safe steps, mixed precision, 16-bit metrics and outputs."""
 
 import csv
-import os
+import io
+import math
 import os.path as osp
 from collections import defaultdict
 
@@ -11,18 +12,20 @@ import torch.distributed as dist
 from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
-from basicsr.utils.dist_util import master_only
+from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from dmtnet_arch.atomic_io import float_to_uint16, write_png
+from dmtnet_arch.atomic_io import encode_png, float_to_uint16, write_bytes_atomically
+from dmtnet_arch.option_check import Option
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def write_png16(img: torch.Tensor, path: str):
     """Save a (3, H, W) RGB tensor in [0, 1] as a 16-bit PNG."""
-    write_png(path, float_to_uint16(img.detach().float().cpu().numpy().transpose(1, 2, 0)))
+    write_bytes_atomically(path, png16_bytes(img, path))
 
 
 def tiled_forward(net, lq: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
@@ -42,6 +45,71 @@ def tiled_forward(net, lq: torch.Tensor, tile: int, overlap: int) -> torch.Tenso
     return out / weight
 
 
+def png16_bytes(img: torch.Tensor, path: str) -> bytes:
+    """A (3, H, W) RGB tensor in [0, 1] encoded as a 16-bit PNG (``path`` names it in errors)."""
+    return encode_png(float_to_uint16(img.detach().float().cpu().numpy().transpose(1, 2, 0)), path)
+
+
+def csv_bytes(header: list, rows: list[list]) -> bytes:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return text.getvalue().encode()
+
+
+def describe(error: Exception) -> str:
+    return f'{type(error).__name__}: {error}'
+
+
+class EvaluationError(RuntimeError):
+    """Validation or testing failed on some rank; raised on every rank, naming each failure."""
+
+
+def stop_on_failures(failures: list | None, dataset_name: str, cause: Exception | None):
+    """Raise :class:`EvaluationError` when ``failures`` (``(rank, description)`` pairs) is not empty."""
+    if not failures:
+        return
+    _, world_size = get_dist_info()
+    if world_size == 1:
+        raise EvaluationError(f'Evaluating {dataset_name} failed: {failures[0][1]}') from cause
+    listed = '; '.join(f'rank {rank}: {text}' for rank, text in failures)
+    raise EvaluationError(f'Evaluating {dataset_name} stopped on all {world_size} ranks. {listed}') from cause
+
+
+def gather_on_first_rank(obj) -> list | None:
+    """Every rank's ``obj`` in rank order on rank 0, None on the others; ``[obj]`` without a process group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
+def from_first_rank(obj):
+    """Rank 0's ``obj`` on every rank."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def rank_share(dataloader, rank: int, world_size: int):
+    """This rank's validation images: every ``world_size``-th one from the ``rank``-th on."""
+    if world_size == 1:
+        return dataloader
+    share = Subset(dataloader.dataset, range(rank, len(dataloader.dataset), world_size))
+    return DataLoader(
+        share,
+        batch_size=1,
+        shuffle=False,
+        num_workers=dataloader.num_workers,
+        collate_fn=dataloader.collate_fn,
+        pin_memory=dataloader.pin_memory,
+    )
+
+
 def summarise(records: list[dict], metric_names: list[str]) -> dict[str, dict[str, float]]:
     """Mean of each metric per category, and over all images as 'combined'."""
     groups = defaultdict(list)
@@ -56,11 +124,37 @@ def summarise(records: list[dict], metric_names: list[str]) -> dict[str, dict[st
 class DualPixelModel(SRModel):
     """DMTNet (or any 6-channel dual-pixel network) trained and tested through BasicSR's pipelines.
 
-    train: ``pixel_opt`` (CharbonnierLoss in the paper's options), ``optim_g``, ``scheduler``, ``ema_decay`` as
-    SRModel; plus ``grad_clip`` (max gradient norm), ``amp`` (bf16 | fp16), ``max_nonfinite_steps`` (default 5).
+    train: ``pixel_opt`` (CharbonnierLoss in the paper's options), ``scheduler``, ``ema_decay`` as SRModel; ``optim_g``
+    Adam or AdamW; plus ``grad_clip`` (max gradient norm), ``amp`` (bf16 | fp16), ``max_nonfinite_steps`` (default 5).
     val: ``metrics`` with types calculate_dp_psnr / calculate_dp_ssim / calculate_dp_mae, optional ``tile`` and
     ``tile_overlap``. Images are 16-bit PNGs; metrics run on float outputs, never on BasicSR's uint8 path.
     """
+
+    # train: and val: keys, checked when the option file is loaded (dmtnet_arch/option_check.py); the blocks inside
+    # (optim_*, scheduler, *_opt, metrics) are checked against what their type takes. A subclass adds its own keys.
+    option_schema = {
+        'train': {
+            'ema_decay': Option(float, minimum=0),
+            'optim_g': Option(dict, nullable=False),
+            'scheduler': Option(dict),
+            'total_iter': Option(int, nullable=False, minimum=1),
+            'warmup_iter': Option(int),
+            'pixel_opt': Option(dict),
+            'perceptual_opt': Option(dict),
+            'grad_clip': Option(float, minimum=0),
+            'amp': Option((str, bool), choices=(*AMP_DTYPES, False)),
+            'max_nonfinite_steps': Option(int, minimum=1),
+        },
+        'val': {
+            'val_freq': Option(int, minimum=1),
+            'save_img': Option(bool),
+            'suffix': Option(str),
+            'metrics': Option(dict),
+            'pbar': Option(bool),
+            'tile': Option(int, minimum=1),
+            'tile_overlap': Option(int, minimum=0),
+        },
+    }
 
     def init_training_settings(self):
         self.check_crop_size()
@@ -90,6 +184,14 @@ class DualPixelModel(SRModel):
                 f'padding. Use gt_size >= {multiple}.'
             )
 
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        """BasicSR 1.4.2 knows Adam only; AdamW is Restormer's recipe (decoupled weight decay)."""
+        if optim_type == 'AdamW':
+            return torch.optim.AdamW(params, lr, **kwargs)
+        if optim_type != 'Adam':
+            raise ValueError(f'train: optim_g: type must be Adam or AdamW, got {optim_type!r}')
+        return super().get_optimizer(optim_type, params, lr, **kwargs)
+
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
@@ -116,28 +218,36 @@ class DualPixelModel(SRModel):
                 'check the training data for corrupt images.'
             )
 
-    def optimize_parameters(self, current_iter):
-        self.optimizer_g.zero_grad(set_to_none=True)
+    def training_losses(self) -> dict[str, torch.Tensor]:
+        """The named loss terms of one training step (their sum is minimised); a recipe's model overrides this."""
         with self.autocast():
             self.output = self.net_g(self.lq)
-        loss = self.cri_pix(self.output.float(), self.gt)
+        return {'l_pix': self.cri_pix(self.output.float(), self.gt)}
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad(set_to_none=True)
+        losses = self.training_losses()
+        loss = sum(losses.values())
         if not self.loss_is_finite_everywhere(loss):
             return self.skip_nonfinite_step(current_iter)
         self.grad_scaler.scale(loss).backward()
         self.grad_scaler.unscale_(self.optimizer_g)
         # clips when grad_clip is set; the norm it returns is also the check for a NaN gradient behind a finite loss
-        norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip or float('inf'))
+        params = [p for group in self.optimizer_g.param_groups for p in group['params']]
+        norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip or float('inf'))
         if not self.grad_scaler.is_enabled() and not self.loss_is_finite_everywhere(norm):
             return self.skip_nonfinite_step(current_iter)
         self.grad_scaler.step(self.optimizer_g)
         self.grad_scaler.update()
         self.nonfinite_steps = 0
-        self.log_dict = self.reduce_loss_dict({'l_pix': loss.detach()})
+        self.log_dict = self.reduce_loss_dict({name: value.detach() for name, value in losses.items()})
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
     def test(self):
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        """Forward pass of validation and testing through the bare network (EMA when there is one): a DDP forward
+        would synchronise buffers with ranks that are not running it."""
+        net = self.get_bare_model(self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g)
         was_training = net.training
         net.eval()
         tile = self.opt.get('val', {}).get('tile')
@@ -166,28 +276,94 @@ class DualPixelModel(SRModel):
         return {name: calculate_metric(data, opt) for name, opt in metric_opts.items()}
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        dataset_name = dataloader.dataset.opt['name']
+        self.evaluate(dataloader, current_iter, tb_logger, save_img)
+
+    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        """BasicSR validates on rank 0 alone through the DDP-wrapped network, which waits for the other ranks: here
+        every rank evaluates its share and rank 0 gathers the results."""
+        self.evaluate(dataloader, current_iter, tb_logger, save_img)
+
+    def evaluate(self, dataloader, current_iter, tb_logger, save_img):
+        """Validate or test on every rank, in rounds of one image per rank (a single process is one rank).
+
+        Each round ends with rank 0 holding the round's records and output images (it writes the images) and
+        telling every rank whether any image failed; so a bad image stops all ranks at once, with its file named.
+        Rank 0 then logs, keeps the best-metric bookkeeping and writes the CSV files, and tells every rank whether
+        that worked: all ranks leave together.
+        """
+        dataset = dataloader.dataset
+        dataset_name = dataset.opt['name']
         metric_opts = self.opt['val'].get('metrics') or {}
-        use_pbar = self.opt['val'].get('pbar', not self.opt['is_train'])
+        rank, world_size = get_dist_info()
+        share = iter(rank_share(dataloader, rank, world_size))
+        show_progress = rank == 0 and self.opt['val'].get('pbar', not self.opt['is_train'])
+        progress = tqdm(total=len(dataset), unit='image', desc=f'Test {dataset_name}', disable=not show_progress)
         records = []
-        for val_data in tqdm(dataloader, unit='image', desc=f'Test {dataset_name}', disable=not use_pbar):
+        for position in range(math.ceil(len(dataset) / world_size)):
+            index = rank + position * world_size
+            outcome, error = None, None
+            if index < len(dataset):
+                outcome, error = self.evaluate_next(share, index, dataset_name, current_iter, metric_opts, save_img)
+            outcomes = gather_on_first_rank(outcome)
+            failures = self.keep_round(outcomes, records, progress) if rank == 0 else None
+            stop_on_failures(from_first_rank(failures), dataset_name, error)
+        progress.close()
+        failures = None
+        if rank == 0 and records:
+            try:
+                records = [record for _, record in sorted(records, key=lambda item: item[0])]
+                self.report_metrics(dataset_name, records, list(metric_opts), current_iter, tb_logger)
+            except Exception as error:  # sent to every rank, then raised there
+                failures = [(0, describe(error))]
+        stop_on_failures(from_first_rank(failures), dataset_name, None)
+
+    def evaluate_next(self, share, index, dataset_name, current_iter, metric_opts, save_img) -> tuple:
+        """``(outcome, exception)`` for the next image of this rank's share; a failure is caught and described in
+        the outcome, to be raised on every rank together."""
+        outcome = {'index': index, 'record': None, 'image': None, 'error': None}
+        try:
+            val_data = next(share)
             img_name = (
                 val_data['name'][0] if 'name' in val_data else osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
             )
             self.feed_data(val_data)
             self.test()
             if save_img:
-                write_png16(self.output[0], self.output_path(dataset_name, img_name, current_iter))
+                path = self.output_path(dataset_name, img_name, current_iter)
+                outcome['image'] = (path, png16_bytes(self.output[0], path))
             if metric_opts and hasattr(self, 'gt'):
                 category = val_data['category'][0] if 'category' in val_data else ''
-                records.append({'image': img_name, 'category': category, **self.image_metrics(metric_opts)})
-                del self.gt
-            del self.lq, self.output
-        if records:
-            self.report_metrics(dataset_name, records, list(metric_opts), current_iter, tb_logger)
+                outcome['record'] = {'image': img_name, 'category': category, **self.image_metrics(metric_opts)}
+            return outcome, None
+        except Exception as error:  # sent to rank 0, then raised on every rank
+            outcome['error'] = describe(error)
+            return outcome, error
+        finally:
+            for name in ('lq', 'gt', 'output'):
+                self.__dict__.pop(name, None)
+
+    @staticmethod
+    def keep_round(outcomes: list, records: list, progress) -> list:
+        """On rank 0: write the round's images, keep its records; return ``(rank, error)`` for each failure."""
+        failures = []
+        for rank, outcome in enumerate(outcomes):
+            if outcome is None:  # this rank's share has run out
+                continue
+            if outcome['error']:
+                failures.append((rank, outcome['error']))
+                continue
+            if outcome['image']:
+                try:
+                    write_bytes_atomically(*outcome['image'])
+                except OSError as error:
+                    failures.append((0, describe(error)))
+            if outcome['record']:
+                records.append((outcome['index'], outcome['record']))
+            progress.update()
+        return failures
 
     def report_metrics(self, dataset_name, records, metric_names, current_iter, tb_logger):
-        """Log per-category means, keep BasicSR's best-metric bookkeeping, write CSV and summary at test time."""
+        """Log per-category means, keep BasicSR's best-metric bookkeeping, write the per-image and summary CSVs."""
         summary = summarise(records, metric_names)
         self.metric_results = dict(summary['combined'])
         self._initialize_best_metric_results(dataset_name)
@@ -198,26 +374,26 @@ class DualPixelModel(SRModel):
             f'{group}: ' + ', '.join(f'{m} {v:.4f}' for m, v in values.items()) for group, values in summary.items()
         ]
         get_root_logger().info(f'Per category on {dataset_name} ({len(records)} images):\n\t' + '\n\t'.join(lines))
-        if not self.opt['is_train']:
-            self.write_metric_files(dataset_name, records, metric_names, summary)
+        self.write_metric_files(dataset_name, records, metric_names, summary, current_iter)
 
     @master_only
-    def write_metric_files(self, dataset_name, records, metric_names, summary):
-        """results/<name>/metrics_<dataset>.csv (one row per image) and metrics_<dataset>_summary.csv."""
-        root = self.opt['path']['results_root']
-        os.makedirs(root, exist_ok=True)
-        per_image = osp.join(root, f'metrics_{dataset_name}.csv')
-        with open(per_image, 'w', newline='') as f:
-            writer = csv.DictWriter(f, fieldnames=['image', 'category', *metric_names])
-            writer.writeheader()
-            writer.writerows(records)
+    def write_metric_files(self, dataset_name, records, metric_names, summary, current_iter):
+        """One row per image, and the per-category means: at test time ``results/<name>/metrics_<dataset>.csv`` and
+        ``metrics_<dataset>_summary.csv``; in training ``experiments/<name>/metrics/metrics_<dataset>_<iter>.csv``
+        and ``..._<iter>_summary.csv`` at every validation."""
+        if self.opt['is_train']:
+            stem = osp.join(self.opt['path']['experiments_root'], 'metrics', f'metrics_{dataset_name}_{current_iter}')
+        else:
+            stem = osp.join(self.opt['path']['results_root'], f'metrics_{dataset_name}')
+        per_image = [[r['image'], r['category'], *[r[m] for m in metric_names]] for r in records]
+        write_bytes_atomically(f'{stem}.csv', csv_bytes(['image', 'category', *metric_names], per_image))
         protocols = {m: self.opt['val']['metrics'][m].get('protocol', '16bit') for m in metric_names}
-        with open(osp.join(root, f'metrics_{dataset_name}_summary.csv'), 'w', newline='') as f:
-            writer = csv.writer(f)
-            writer.writerow(['group', 'images', *[f'{m} ({protocols[m]})' for m in metric_names]])
-            for group, values in summary.items():
-                count = sum(1 for r in records if group == 'combined' or r['category'] == group)
-                writer.writerow([group, count, *[f'{values[m]:.6f}' for m in metric_names]])
+        rows = []
+        for group, values in summary.items():
+            count = sum(1 for r in records if group == 'combined' or r['category'] == group)
+            rows.append([group, count, *[f'{values[m]:.6f}' for m in metric_names]])
+        header = ['group', 'images', *[f'{m} ({protocols[m]})' for m in metric_names]]
+        write_bytes_atomically(f'{stem}_summary.csv', csv_bytes(header, rows))
 
     def extra_training_state(self) -> dict:
         """Saved with the optimizers and schedulers (compat's atomic save_training_state): the grad scaler."""
