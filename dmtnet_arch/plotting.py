@@ -22,12 +22,14 @@ class Panel:
     title: str
 
 
-def most_defocused_window(defocus: np.ndarray, size: int) -> tuple[int, int]:
-    """(top, left) of the ``size`` x ``size`` window with the largest mean |defocus| (the blurriest region)."""
+def most_defocused_window(defocus: np.ndarray, size: int, detail: np.ndarray | None = None) -> tuple[int, int]:
+    """(top, left) of the ``size`` x ``size`` window with the largest sum of |defocus|, each pixel weighted by
+    ``detail`` when given (e.g. the sharp image's gradient magnitude: where the blur destroyed the most)."""
     height, width = defocus.shape
     size = min(size, height, width)
+    weights = np.abs(defocus).astype(np.float64) * (1.0 if detail is None else detail)
     # summed-area table: every window's sum in one vectorised step
-    table = np.pad(np.abs(defocus).astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    table = np.pad(weights.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     sums = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
     top, left = np.unravel_index(np.argmax(sums), sums.shape)
     return int(top), int(left)

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import yaml
@@ -136,21 +137,28 @@ def to_rgb(tensor: torch.Tensor) -> np.ndarray:
     return tensor.permute(1, 2, 0).numpy()
 
 
+def gradient_magnitude(rgb: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude of the grey image: the detail that defocus blur removes."""
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+    return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+
+
 def write_side_by_side(test_dataset, per_image: dict, visualization: Path, suffix: str, out_dir: Path, label: str):
-    """input | DMTNet | target for every test image, zoomed on its most defocused region (the generator's map)."""
+    """input | DMTNet | target for every test image, zoomed where the generator's defocus map blurred most detail."""
     paths = {}
     for sample in test_dataset:
         name = sample['name']
         output = to_float(read_image(visualization / f'{name}_{suffix}.png'))
         defocus = np.load(Path(sample['gt_path']).parents[1] / 'defocus' / f'{name}.npy')
         size = max(defocus.shape[0] // 4, 8)
-        window = (*most_defocused_window(defocus, size), size)
+        target = to_rgb(sample['gt'])
+        window = (*most_defocused_window(defocus, size, detail=gradient_magnitude(target)), size)
         panels = [
             Panel(
                 to_rgb(sample['lqC']), f'input (combined view) {calculate_dp_psnr(sample["lqC"], sample["gt"]):.2f} dB'
             ),
             Panel(output, f'{label} {per_image[name]["psnr"]:.2f} dB'),
-            Panel(to_rgb(sample['gt']), 'target (all in focus)'),
+            Panel(target, 'target (all in focus)'),
         ]
         paths[name] = side_by_side_figure(panels, window, out_dir / f'{name}.png')
     return paths

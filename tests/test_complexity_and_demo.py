@@ -72,3 +72,6 @@ def test_zoom_window_is_the_most_defocused_region():
     assert most_defocused_window(defocus, 12) == (40, 8)
     # a window larger than the image is clipped to 48 x 48; the first that holds the whole blurred block
     assert most_defocused_window(defocus, 100) == (4, 0)
+    detail = np.zeros_like(defocus)
+    detail[0:4, 0:4] = 1.0  # weighted by detail, only the small block counts
+    assert most_defocused_window(defocus, 12, detail) == (0, 0)
