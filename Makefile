@@ -20,7 +20,7 @@ $(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.14.1 torchvision==0.29.1 setuptools wheel
 	$(PIP) --no-build-isolation basicsr==1.4.2
-	$(PIP) --no-build-isolation '.[dev]'
+	$(PIP) --no-build-isolation '.[dev,export]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -39,4 +39,4 @@ complexity: $(STAMP)
 	$(PY) scripts/complexity.py
 
 benchmark: $(STAMP)
-	$(PY) scripts/benchmark_arch.py
+	$(PY) scripts/benchmark.py --variants TSB --full-size-variants TSB --threads 2 --conv-reference

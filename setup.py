@@ -38,5 +38,5 @@ setup(
         'scikit-image',
         'tb-nightly',
     ],
-    extras_require={'dev': ['pytest', 'ruff']},
+    extras_require={'dev': ['pytest', 'ruff'], 'export': ['onnx', 'onnxruntime']},
 )

@@ -31,17 +31,29 @@ def write_bytes_atomically(path, payload: bytes) -> None:
     write_atomically(path, lambda temp: temp.write_bytes(payload))
 
 
-def encode_png(rgb: np.ndarray, path) -> bytes:
-    """An RGB uint8 or uint16 array as the bytes of a PNG of that bit depth (``path`` names it in errors)."""
-    ok, encoded = cv2.imencode('.png', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+def encode_image(rgb: np.ndarray, path, suffix: str | None = None) -> bytes:
+    """An RGB uint8 or uint16 array as the bytes of an image of that bit depth, in the format of ``suffix`` (default:
+    the path's own: .png, .tif or .tiff); ``path`` names it in errors."""
+    suffix = suffix or Path(path).suffix.lower()
+    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise OSError(f'{path}: PNG encoding failed')
+        raise OSError(f'{path}: {suffix} encoding failed')
     return encoded.tobytes()
+
+
+def encode_png(rgb: np.ndarray, path) -> bytes:
+    """An RGB uint8 or uint16 array as the bytes of a PNG of that bit depth."""
+    return encode_image(rgb, path, '.png')
 
 
 def write_png(path, rgb: np.ndarray) -> None:
     """An RGB uint8 or uint16 array as a PNG of that bit depth."""
-    write_bytes_atomically(path, encode_png(rgb, path))
+    write_image(path, rgb, '.png')
+
+
+def write_image(path, rgb: np.ndarray, suffix: str | None = None) -> None:
+    """An RGB uint8 or uint16 array as an image of that bit depth (see :func:`encode_image`), written atomically."""
+    write_bytes_atomically(path, encode_image(rgb, path, suffix))
 
 
 def float_to_uint16(rgb: np.ndarray) -> np.ndarray:

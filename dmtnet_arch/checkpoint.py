@@ -227,8 +227,13 @@ def describe_state(net: torch.nn.Module, state: dict) -> str:
 
 
 def check_state_fits(net: torch.nn.Module, state: dict, path: str):
-    """Same keys and shapes as ``net``; otherwise an error that says what each side is and a few of the differences."""
+    """Same keys and shapes as ``net``; otherwise an error that says what each side is and a few of the differences.
+    A network that reads an official release's layout through a load-state-dict pre-hook (``accept_released_keys``,
+    e.g. IFAN) is compared after that hook's renaming, as ``load_state_dict`` will see it."""
     own = net.state_dict()
+    if hasattr(net, 'accept_released_keys'):
+        state = dict(state)
+        net.accept_released_keys(net, state, '')
     missing = [key for key in own if key not in state]
     unexpected = [key for key in state if key not in own]
     reshaped = [

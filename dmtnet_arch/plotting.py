@@ -1,17 +1,117 @@
-"""Figures written as PNGs with matplotlib (no display needed): restoration side by side, metric curves."""
+"""The one home for the plugin's figures (matplotlib, written atomically as PNG): Figure 5 (scale selection), alpha
+against blur, latency against image size, the demo's side-by-side restorations and metric curves."""
 
+import io
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
+import matplotlib
 
-from dmtnet_arch.atomic_io import write_atomically
+matplotlib.use('Agg')  # files only: no display needed
 
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from dmtnet_arch.atomic_io import write_bytes_atomically  # noqa: E402
+
+SCALE_COLOURS = ('tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple')
 ZOOM_COLOUR = '#ff3030'
+
+
+def save_figure(figure, path, title: str = '', dpi: int = 120):
+    """Write ``figure`` as a PNG at ``path`` (atomically, ``title`` also in the PNG's Title text) and close it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=dpi, bbox_inches='tight', metadata={'Title': title})
+    plt.close(figure)
+    write_bytes_atomically(path, buffer.getvalue())
+
+
+def feature_image(features: torch.Tensor, mode: str = 'mean') -> np.ndarray:
+    """A (C, h, w) feature map as an image in [0, 1]: the channel mean (h, w), or its first three principal
+    components as RGB (h, w, 3); each stretched between its 1st and 99th percentiles."""
+    c, h, w = features.shape
+    if mode == 'mean':
+        image = features.mean(dim=0).numpy()
+    elif mode == 'pca':
+        pixels = features.reshape(c, -1).T.double()
+        pixels = pixels - pixels.mean(dim=0)
+        _, _, v = torch.linalg.svd(pixels, full_matrices=False)
+        image = (pixels @ v[:3].T).reshape(h, w, -1).float().numpy()
+        if image.shape[-1] < 3:
+            image = np.concatenate([image, np.zeros((h, w, 3 - image.shape[-1]), np.float32)], axis=-1)
+    else:
+        raise ValueError(f"feature image mode must be 'mean' or 'pca', got {mode!r}")
+    return stretch(image)
+
+
+def stretch(image: np.ndarray) -> np.ndarray:
+    """Map the 1st..99th percentile range of ``image`` to [0, 1] (per channel for an RGB image)."""
+    axes = (0, 1)
+    low = np.percentile(image, 1, axis=axes, keepdims=True)
+    high = np.percentile(image, 99, axis=axes, keepdims=True)
+    return np.clip((image - low) / np.maximum(high - low, 1e-12), 0, 1)
+
+
+def show(axis, image: np.ndarray, title: str):
+    axis.imshow(image, cmap=None if image.ndim == 3 else 'viridis')
+    axis.set_title(title, fontsize=8)
+    axis.axis('off')
+
+
+def figure5(path, blurred: np.ndarray, output: np.ndarray, stages: list, title: str, mode: str = 'mean'):
+    """Figure 5 style: the blurred input and the output, then per DMSSRM its alpha, each F_scale_j and the
+    weighted sum sum_j alpha_j F_scale_j (``stages``: :class:`dmtnet_arch.scale_analysis.StageFeatures`)."""
+    num_scales = len(stages[0].scale_maps)
+    columns = num_scales + 1
+    figure, axes = plt.subplots(len(stages) + 1, columns, figsize=(2.2 * columns, 2.0 * (len(stages) + 1)))
+    axes = np.atleast_2d(axes)
+    show(axes[0, 0], blurred, 'input (mean of the views)')
+    show(axes[0, 1], output, 'output')
+    for axis in axes[0, 2:]:
+        axis.axis('off')
+    for row, stage in enumerate(stages, start=1):
+        for j, scale_map in enumerate(stage.scale_maps):
+            caption = f'DMSSRM {row}: F_scale{j + 1} (pool {2**j})\nalpha = {stage.alpha[j]:.3f}'
+            show(axes[row, j], feature_image(scale_map, mode), caption)
+        show(axes[row, -1], feature_image(stage.weighted_sum, mode), f'DMSSRM {row}:\nsum_j alpha_j F_scale_j')
+    figure.suptitle(title, fontsize=10)
+    save_figure(figure, path, title)
+
+
+def alpha_against_blur(path, blur: list, alphas: np.ndarray, blur_label: str, title: str):
+    """One panel per DMSSRM: each scale's alpha against the amount of blur (``alphas``: images x DMSSRMs x S)."""
+    num_stages, num_scales = alphas.shape[1:]
+    figure, axes = plt.subplots(1, num_stages, figsize=(4 * num_stages, 3.2), squeeze=False)
+    for stage, axis in enumerate(axes[0]):
+        for j in range(num_scales):
+            colour = SCALE_COLOURS[j % len(SCALE_COLOURS)]
+            axis.scatter(blur, alphas[:, stage, j], s=14, color=colour, label=f'alpha_{j + 1} (pool {2**j})')
+        axis.set_xlabel(blur_label)
+        axis.set_ylabel('alpha')
+        axis.set_title(f'DMSSRM {stage + 1}', fontsize=9)
+        if 'PSNR' in blur_label:  # lower PSNR = more blur
+            axis.invert_xaxis()  # more blur to the right, as with the defocus radius
+        axis.legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    save_figure(figure, path, title)
+
+
+def latency_against_size(path, series: dict, title: str):
+    """Latency (s) against megapixels, one line per series (``{label: [(megapixels, seconds), ...]}``), with a
+    line through the origin and the largest point as a guide for linear growth."""
+    figure, axis = plt.subplots(figsize=(5.5, 4))
+    for label, points in series.items():
+        points = sorted(points)
+        xs, ys = zip(*points, strict=True)
+        (line,) = axis.plot(xs, ys, marker='o', label=label)
+        axis.plot([0, xs[-1]], [0, ys[-1]], linestyle=':', color=line.get_color(), linewidth=0.8)
+    axis.set_xlabel('megapixels')
+    axis.set_ylabel('latency (s)')
+    axis.set_title(title, fontsize=9)
+    axis.legend(fontsize=7)
+    save_figure(figure, path, title)
 
 
 @dataclass(frozen=True)
@@ -40,32 +140,21 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     return np.clip(image, 0, 1).repeat(factor, axis=0).repeat(factor, axis=1)
 
 
-def save_figure(figure: Figure, path) -> Path:
-    """Render ``figure`` to a PNG at ``path`` (atomically) and return the path."""
-    FigureCanvasAgg(figure)
-    write_atomically(path, lambda temp: figure.savefig(temp, format='png', dpi=figure.dpi))
-    return Path(path)
-
-
-def side_by_side_figure(panels: list[Panel], window: tuple[int, int, int], path, title: str = '') -> Path:
-    """Top row: the full images with the zoom window outlined; bottom row: that window enlarged, same order.
+def side_by_side_figure(panels: list, window: tuple, path, title: str = ''):
+    """Top row: the full images (:class:`Panel`) with the zoom window outlined; bottom row: that window enlarged.
 
     ``window`` is (top, left, size) in pixels of the images."""
     top, left, size = window
     height, width = panels[0].image.shape[:2]
     full_scale = max(1, round(256 / max(height, width)))
     zoom_scale = max(1, round(full_scale * width / size))
-    figure = Figure(figsize=(3 * width * full_scale / 100 + 0.3, 2 * height * full_scale / 100 + 0.9), dpi=100)
-    grid = figure.subplots(2, len(panels), squeeze=False)
+    figsize = (len(panels) * width * full_scale / 100 + 0.3, 2 * height * full_scale / 100 + 0.9)
+    figure, grid = plt.subplots(2, len(panels), figsize=figsize, squeeze=False)
     for column, panel in enumerate(panels):
         full, zoom = grid[0, column], grid[1, column]
         full.imshow(upscale(panel.image, full_scale), interpolation='nearest')
-        full.add_patch(
-            Rectangle(
-                (left * full_scale - 0.5, top * full_scale - 0.5), size * full_scale, size * full_scale,
-                fill=False, edgecolor=ZOOM_COLOUR, linewidth=1.5,
-            )
-        )  # fmt: skip
+        corner = (left * full_scale - 0.5, top * full_scale - 0.5)
+        full.add_patch(Rectangle(corner, size * full_scale, size * full_scale, fill=False, edgecolor=ZOOM_COLOUR))
         full.set_title(panel.title, fontsize=9)
         zoom.imshow(upscale(panel.image[top : top + size, left : left + size], zoom_scale), interpolation='nearest')
         for spine in zoom.spines.values():
@@ -76,15 +165,12 @@ def side_by_side_figure(panels: list[Panel], window: tuple[int, int, int], path,
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout(pad=0.4)
-    return save_figure(figure, path)
+    save_figure(figure, path, title, dpi=100)
 
 
-def metric_curve_figure(
-    iterations: list[int], values: list[float], baseline: float, path, label: str, baseline_label: str, ylabel: str
-) -> Path:
+def metric_curve(path, iterations: list, values: list, baseline: float, label: str, baseline_label: str, ylabel: str):
     """A metric against training iteration, with a constant baseline (e.g. the blurred input) as a dashed line."""
-    figure = Figure(figsize=(5.6, 3.4), dpi=100)
-    axes = figure.subplots()
+    figure, axes = plt.subplots(figsize=(5.6, 3.4))
     axes.plot(iterations, values, marker='o', markersize=3, label=label)
     axes.axhline(baseline, color='grey', linestyle='--', label=baseline_label)
     axes.set_xlabel('training iteration')
@@ -92,5 +178,4 @@ def metric_curve_figure(
     axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)
     axes.legend(loc='lower right', fontsize=8)
-    figure.tight_layout()
-    return save_figure(figure, path)
+    save_figure(figure, path, f'{ylabel} against training iteration', dpi=100)

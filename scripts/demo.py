@@ -35,7 +35,7 @@ from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset  # noqa: E402
 from dmtnet_arch.data.dual_pixel_io import read_image, to_float  # noqa: E402
 from dmtnet_arch.data.synthetic_dp import generate_dataset  # noqa: E402
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_mae, calculate_dp_psnr, calculate_dp_ssim  # noqa: E402
-from dmtnet_arch.plotting import Panel, metric_curve_figure, most_defocused_window, side_by_side_figure  # noqa: E402
+from dmtnet_arch.plotting import Panel, metric_curve, most_defocused_window, side_by_side_figure  # noqa: E402
 
 TRAIN_OPT = ROOT / 'options' / 'train_DMTNet_synthetic.yml'
 TEST_OPT = ROOT / 'options' / 'test_DMTNet_synthetic.yml'
@@ -160,7 +160,8 @@ def write_side_by_side(test_dataset, per_image: dict, visualization: Path, suffi
             Panel(output, f'{label} {per_image[name]["psnr"]:.2f} dB'),
             Panel(target, 'target (all in focus)'),
         ]
-        paths[name] = side_by_side_figure(panels, window, out_dir / f'{name}.png')
+        paths[name] = out_dir / f'{name}.png'
+        side_by_side_figure(panels, window, paths[name])
     return paths
 
 
@@ -181,10 +182,10 @@ def shown(path) -> str:
 
 
 def inference_command(weights: Path, left: Path, right: Path, out_dir: Path) -> list[str]:
-    """The project's deblur-your-own-photos command with the demo's network options (scripts/deblur_dp.py)."""
+    """The project's deblur-your-own-photos command (scripts/inference.py) with the demo's network options."""
     return [
-        shown(sys.executable), 'scripts/deblur_dp.py', '--opt', shown(TEST_OPT), '--weights', shown(weights),
-        '--left', shown(left), '--right', shown(right), '--out', shown(out_dir / left.name),
+        shown(sys.executable), 'scripts/inference.py', '-opt', shown(TEST_OPT), '--weights', shown(weights),
+        '--left', shown(left), '--right', shown(right), '--output', shown(out_dir),
     ]  # fmt: skip
 
 
@@ -196,7 +197,7 @@ def run_inference_once(test_dataset: DualPixelDataset, weights: Path, out_dir: P
     print('  ' + shlex.join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
     target = to_float(read_image(sample.target))
-    output = to_float(read_image(ROOT / command[-1]))
+    output = to_float(read_image(out_dir / Path(sample.left).name))  # inference keeps the input's name
     combined = to_float(read_image(sample.combined))
     print(
         f'  ran it on held-out pair {name}: PSNR {calculate_dp_psnr(output, target):.2f} dB '
@@ -259,8 +260,9 @@ def main():
         results / 'side_by_side', label,
     )  # fmt: skip
     val_iterations, val_psnr = validation_curve(ROOT / 'tb_logger' / name, val_dataset.opt['name'])
-    curve = metric_curve_figure(
-        val_iterations, val_psnr, blurred_input_metrics(val_dataset)['psnr'], results / 'validation_psnr.png',
+    curve = results / 'validation_psnr.png'
+    metric_curve(
+        curve, val_iterations, val_psnr, blurred_input_metrics(val_dataset)['psnr'],
         f'{label} on {len(val_dataset)} validation images', 'blurred combined view', 'PSNR (dB)',
     )  # fmt: skip
 

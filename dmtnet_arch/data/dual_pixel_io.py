@@ -20,16 +20,21 @@ VIEW_FOLDERS = {'left': 'inputL', 'right': 'inputR', 'target': 'target', 'combin
 LMDB_NAMES = {'left': 'lqL', 'right': 'lqR', 'target': 'gt', 'combined': 'lqC'}
 CATEGORIES = ('indoor', 'outdoor')
 SCALE_BY_DTYPE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+# Inputs to deblur: lossless PNG and TIFF at 8 or 16 bit, and 8-bit JPEG (camera or video-derived views).
+INPUT_SUFFIXES = ('.png', '.tif', '.tiff', '.jpg', '.jpeg')
+# ``IMG_0001_L``, ``IMG_0001-r``, ``scene_left``: the scene name and which view the file holds.
+VIEW_NAME = re.compile(r'(?P<scene>.+)[_-](?P<view>l|r|left|right)', re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class DualPixelSample:
-    """Where the views of one scene are: file paths (disk) or keys (LMDB); ``combined`` is optional."""
+    """Where the views of one scene are: file paths (disk) or keys (LMDB); ``combined`` is optional, and so is
+    ``target`` for inputs to deblur (no ground truth)."""
 
     name: str
     left: str
     right: str
-    target: str
+    target: str | None = None
     combined: str | None = None
 
     def views(self) -> dict:
@@ -208,6 +213,114 @@ def check_same_scenes(files: dict):
 def has_dpdd_combined(root, split: str) -> bool:
     """Whether the DPDD layout under ``root`` has the combined-view folder for ``split``."""
     return dpdd_folders(root, split)['combined'][0].is_dir()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pairing inputs to deblur (no target): every layout above, plus a folder of *_L / *_R files
+
+
+def split_view_name(stem: str) -> tuple[str, str] | None:
+    """``('IMG_0001', 'left')`` for ``IMG_0001_L`` (also ``_l``, ``-R``, ``_left``, ``_right``); None otherwise."""
+    match = VIEW_NAME.fullmatch(stem)
+    if match is None:
+        return None
+    return match['scene'], 'left' if match['view'].lower().startswith('l') else 'right'
+
+
+def scene_name(path: Path) -> str:
+    """The scene a view belongs to: its stem without a trailing left/right token."""
+    split = split_view_name(path.stem)
+    return split[0] if split else path.stem
+
+
+def list_images(folder) -> list[Path]:
+    """Sorted image files (:data:`INPUT_SUFFIXES`, any case) directly in ``folder``; an absent folder is an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f'{folder}: folder not found')
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
+
+
+def index_by_scene(files: list[Path], folder, problems: list) -> dict:
+    """``{scene name: file}``; a second file of the same scene is a problem (named), not a silent choice."""
+    by_scene = {}
+    for path in files:
+        scene = scene_name(path)
+        if scene in by_scene:
+            problems.append(f'{by_scene[scene]} and {path}: two images of scene {scene!r} in {folder}')
+            continue
+        by_scene[scene] = path
+    return by_scene
+
+
+def pair_views_by_name(left_dir, right_dir, combined_dir=None) -> tuple[list, list]:
+    """Pair the files of a left-view folder and a right-view folder by scene name (the same file name, or the same
+    name but for its left/right token); an optional combined-view folder is matched the same way.
+
+    Returns ``(samples, problems)``: a view without its partner is a problem naming the file, not an error, so the
+    other pairs still run."""
+    problems = []
+    left = index_by_scene(list_images(left_dir), left_dir, problems)
+    right = index_by_scene(list_images(right_dir), right_dir, problems)
+    combined = index_by_scene(list_images(combined_dir), combined_dir, problems) if combined_dir else {}
+    for scene in sorted(set(left) ^ set(right)):
+        found, missing = (left[scene], right_dir) if scene in left else (right[scene], left_dir)
+        problems.append(f'{found}: no image of scene {scene!r} in {missing}')
+    samples = [
+        DualPixelSample(scene, str(left[scene]), str(right[scene]), combined=str_or_none(combined.get(scene)))
+        for scene in sorted(set(left) & set(right))
+    ]
+    if not samples and not problems:
+        problems.append(f'{left_dir}, {right_dir}: no images ({", ".join(INPUT_SUFFIXES)})')
+    return samples, problems
+
+
+def str_or_none(path) -> str | None:
+    return None if path is None else str(path)
+
+
+def pair_views_in_folder(folder) -> tuple[list, list]:
+    """Pair ``*_L`` / ``*_R`` files (or ``_l``/``_r``, ``_left``/``_right``) of one folder; ``(samples, problems)``."""
+    problems = []
+    views = {'left': {}, 'right': {}}
+    for path in list_images(folder):
+        split = split_view_name(path.stem)
+        if split is None:
+            problems.append(f'{path}: not named as a left or right view (*_L, *_R, *_left, *_right); skipped')
+            continue
+        scene, view = split
+        if scene in views[view]:
+            problems.append(f'{views[view][scene]} and {path}: two {view} views of scene {scene!r}')
+            continue
+        views[view][scene] = path
+    left, right = views['left'], views['right']
+    for scene in sorted(set(left) ^ set(right)):
+        found, missing = (left[scene], 'right') if scene in left else (right[scene], 'left')
+        problems.append(f'{found}: no {missing} view of scene {scene!r} in {folder}')
+    samples = [DualPixelSample(s, str(left[s]), str(right[s])) for s in sorted(set(left) & set(right))]
+    if not samples and not problems:
+        problems.append(f'{folder}: no *_L / *_R image pairs ({", ".join(INPUT_SUFFIXES)})')
+    return samples, problems
+
+
+def find_input_pairs(root, split: str = 'test') -> tuple[str, list, list]:
+    """Discover the layout of a folder of inputs and pair its views: ``(layout, samples, problems)``.
+
+    The original DPDD layout (``<split>_l/source``, ``<split>_r/source``, optional ``<split>_c/source``), the
+    per-view folder layout (``inputL/``, ``inputR/``, optional ``inputC/``), else a folder of ``*_L`` / ``*_R``
+    files. Targets, when present, are not needed and not read."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f'{root}: input folder not found')
+    dpdd = dpdd_folders(root, split)
+    if dpdd['left'][0].is_dir():
+        combined = dpdd['combined'][0] if dpdd['combined'][0].is_dir() else None
+        return f'DPDD ({split} split)', *pair_views_by_name(dpdd['left'][0], dpdd['right'][0], combined)
+    folders = {view: root / name for view, name in VIEW_FOLDERS.items()}
+    if folders['left'].is_dir():
+        combined = folders['combined'] if folders['combined'].is_dir() else None
+        return 'inputL/inputR folders', *pair_views_by_name(folders['left'], folders['right'], combined)
+    return 'left/right pairs in one folder', *pair_views_in_folder(root)
 
 
 # ----------------------------------------------------------------------------------------------------------------

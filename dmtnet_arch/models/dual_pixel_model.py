@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from dmtnet_arch.atomic_io import encode_png, float_to_uint16, write_bytes_atomically
 from dmtnet_arch.option_check import Option
+from dmtnet_arch.tiling import tiled_forward
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -26,23 +27,6 @@ AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 def write_png16(img: torch.Tensor, path: str):
     """Save a (3, H, W) RGB tensor in [0, 1] as a 16-bit PNG."""
     write_bytes_atomically(path, png16_bytes(img, path))
-
-
-def tiled_forward(net, lq: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
-    """Run ``net`` on overlapping ``tile`` x ``tile`` crops and average the overlaps (images too big for memory)."""
-    if overlap >= tile:
-        raise ValueError(f'val: tile_overlap ({overlap}) must be smaller than val: tile ({tile})')
-    n, _, h, w = lq.shape
-    stride = tile - overlap
-    rows = sorted({min(y, max(h - tile, 0)) for y in range(0, h, stride)})
-    cols = sorted({min(x, max(w - tile, 0)) for x in range(0, w, stride)})
-    out = lq.new_zeros(n, 3, h, w)
-    weight = lq.new_zeros(1, 1, h, w)
-    for y in rows:
-        for x in cols:
-            out[..., y : y + tile, x : x + tile] += net(lq[..., y : y + tile, x : x + tile]).float()
-            weight[..., y : y + tile, x : x + tile] += 1
-    return out / weight
 
 
 def png16_bytes(img: torch.Tensor, path: str) -> bytes:

@@ -1,0 +1,48 @@
+"""Export a trained network to ONNX (dynamic height and width by default); docs/inference.md.
+
+    python scripts/export_onnx.py -opt options/test_DMTNet_B.yml [--weights W.pth] --output model.onnx \
+        [--height H --width W]
+
+The file takes (N, 6, H, W) float32 in [0, 1], left view then right view (3 channels for single-image networks),
+and returns (N, 3, H, W). After writing, onnxruntime is run on a random input and compared with PyTorch.
+Needs the optional extra: pip install .[export]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
+
+import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
+from dmtnet_arch.inference import build_from_options, input_channels, read_options, weights_path  # noqa: E402
+from dmtnet_arch.onnx_export import OPSET, export_onnx, parity_error, trace_size  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', '--opt', required=True, help='option file: network_g and path: pretrain_network_g')
+    parser.add_argument('--weights', help='checkpoint (overrides pretrain_network_g)')
+    parser.add_argument('--param-key', help='params or params_ema (default: params_ema when present, else params)')
+    parser.add_argument('--output', required=True, help='the .onnx file to write')
+    parser.add_argument('--height', type=int, help='fixed input height (with --width); default: dynamic')
+    parser.add_argument('--width', type=int, help='fixed input width (with --height); default: dynamic')
+    parser.add_argument('--opset', type=int, default=OPSET, help=f'ONNX opset (default {OPSET})')
+    args = parser.parse_args(argv)
+    options = read_options(args.opt)
+    net = build_from_options(options['network_g'], weights_path(options, args.weights, args.opt), args.param_key)
+    channels = input_channels(net, options['network_g'])
+    info = export_onnx(net, args.output, channels, args.height, args.width, args.opset)
+    check_size = (args.height, args.width) if args.height else tuple(s + 2 for s in trace_size(net))
+    error = parity_error(net, args.output, torch.rand(1, channels, *check_size))
+    size_note = f'any H, W >= {info["smallest_side"]}' if info['dynamic'] else 'this size only: pad or tile to it'
+    print(f'wrote {args.output}: input {info["input"]} ({size_note}), opset {info["opset"]}; '
+          f'onnxruntime vs PyTorch at {check_size[0]}x{check_size[1]}: max abs difference {error:.2e}')  # fmt: skip
+    return 0 if error < 1e-4 else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""scripts/export_onnx.py: onnxruntime gives PyTorch's output within 1e-4, at odd sizes, dynamic and fixed."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+import dmtnet_arch  # noqa: F401
+from dmtnet_arch.archs.dmtnet_arch import DMTNet
+from dmtnet_arch.onnx_export import export_onnx, parity_error
+
+pytest.importorskip('onnxruntime', reason='the export extra: pip install .[export]')
+SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'export_onnx.py'
+NETWORK = {'variant': 'S', 'num_transformer_blocks': 2, 'upsampler_channels': 16, 'num_rbm': 1, 'num_rm': 1}
+
+
+@pytest.fixture(scope='module')
+def net():
+    torch.manual_seed(0)
+    return DMTNet(**NETWORK).eval()
+
+
+def test_dynamic_export_matches_pytorch_at_several_odd_sizes(tmp_path, net):
+    info = export_onnx(net, tmp_path / 'net.onnx', channels=6)
+    assert info['dynamic'] and info['smallest_side'] == 33
+    for height, width in [(45, 71), (33, 97), (64, 64)]:
+        assert parity_error(net, tmp_path / 'net.onnx', torch.rand(1, 6, height, width)) < 1e-4
+
+
+def test_fixed_size_export_matches_pytorch(tmp_path, net):
+    info = export_onnx(net, tmp_path / 'fixed.onnx', channels=6, height=37, width=51)
+    assert not info['dynamic']
+    assert parity_error(net, tmp_path / 'fixed.onnx', torch.rand(1, 6, 37, 51)) < 1e-4
+
+
+def test_script_exports_trained_weights_and_checks_them(tmp_path, net, capsys):
+    torch.save({'params_ema': net.state_dict()}, tmp_path / 'net.pth')
+    (tmp_path / 'net.yml').write_text(
+        'network_g:\n  type: DMTNet\n' + ''.join(f'  {k}: {v}\n' for k, v in NETWORK.items())
+    )
+    spec = importlib.util.spec_from_file_location('export_onnx_script', SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = ['-opt', tmp_path / 'net.yml', '--weights', tmp_path / 'net.pth', '--output', tmp_path / 'm.onnx']
+    assert script.main([str(a) for a in argv]) == 0
+    printed = capsys.readouterr().out
+    assert 'any H, W >= 33' in printed and 'opset 17' in printed
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
