@@ -1,5 +1,6 @@
 """The one home for the plugin's figures (matplotlib, written atomically as PNG): Figure 5 (scale selection), alpha
-against blur, latency against image size, PSNR against parameters and GMACs (Figure 1, the leaderboard)."""
+against blur, latency against image size, PSNR against parameters and GMACs (Figure 1, the leaderboard),
+the demo's side-by-side restorations and metric curves."""
 
 import io
 from dataclasses import dataclass
@@ -11,10 +12,13 @@ matplotlib.use('Agg')  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dmtnet_arch.atomic_io import write_bytes_atomically  # noqa: E402
 
 SCALE_COLOURS = ('tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple')
+ZOOM_COLOUR = '#ff3030'
 
 
 def save_figure(figure, path, title: str = '', dpi: int = 120):
@@ -158,3 +162,70 @@ def draw_group(ax, group: list[ComplexityPoint], attribute: str, colour: str, ma
     if len(variants) > 1:
         ax.plot([getattr(p, attribute) for p in variants], [p.psnr for p in variants], c=colour, lw=1.2)
     return handle
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One image of a side-by-side figure: H x W x 3 RGB in [0, 1] and its caption."""
+
+    image: np.ndarray
+    title: str
+
+
+def most_defocused_window(defocus: np.ndarray, size: int, detail: np.ndarray | None = None) -> tuple[int, int]:
+    """(top, left) of the ``size`` x ``size`` window with the largest sum of |defocus|, each pixel weighted by
+    ``detail`` when given (e.g. the sharp image's gradient magnitude: where the blur destroyed the most)."""
+    height, width = defocus.shape
+    size = min(size, height, width)
+    weights = np.abs(defocus).astype(np.float64) * (1.0 if detail is None else detail)
+    # summed-area table: every window's sum in one vectorised step
+    table = np.pad(weights.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+    top, left = np.unravel_index(np.argmax(sums), sums.shape)
+    return int(top), int(left)
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement, so that pixels stay visible and the PNG compresses well."""
+    return np.clip(image, 0, 1).repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def side_by_side_figure(panels: list, window: tuple, path, title: str = ''):
+    """Top row: the full images (:class:`Panel`) with the zoom window outlined; bottom row: that window enlarged.
+
+    ``window`` is (top, left, size) in pixels of the images."""
+    top, left, size = window
+    height, width = panels[0].image.shape[:2]
+    full_scale = max(1, round(256 / max(height, width)))
+    zoom_scale = max(1, round(full_scale * width / size))
+    figsize = (len(panels) * width * full_scale / 100 + 0.3, 2 * height * full_scale / 100 + 0.9)
+    figure, grid = plt.subplots(2, len(panels), figsize=figsize, squeeze=False)
+    for column, panel in enumerate(panels):
+        full, zoom = grid[0, column], grid[1, column]
+        full.imshow(upscale(panel.image, full_scale), interpolation='nearest')
+        corner = (left * full_scale - 0.5, top * full_scale - 0.5)
+        full.add_patch(Rectangle(corner, size * full_scale, size * full_scale, fill=False, edgecolor=ZOOM_COLOUR))
+        full.set_title(panel.title, fontsize=9)
+        zoom.imshow(upscale(panel.image[top : top + size, left : left + size], zoom_scale), interpolation='nearest')
+        for spine in zoom.spines.values():
+            spine.set_edgecolor(ZOOM_COLOUR)
+        for axes in (full, zoom):
+            axes.set_xticks([])
+            axes.set_yticks([])
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout(pad=0.4)
+    save_figure(figure, path, title, dpi=100)
+
+
+def metric_curve(path, iterations: list, values: list, baseline: float, label: str, baseline_label: str, ylabel: str):
+    """A metric against training iteration, with a constant baseline (e.g. the blurred input) as a dashed line."""
+    figure, axes = plt.subplots(figsize=(5.6, 3.4))
+    axes.plot(iterations, values, marker='o', markersize=3, label=label)
+    axes.axhline(baseline, color='grey', linestyle='--', label=baseline_label)
+    axes.set_xlabel('training iteration')
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    axes.legend(loc='lower right', fontsize=8)
+    save_figure(figure, path, f'{ylabel} against training iteration', dpi=100)
