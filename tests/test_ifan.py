@@ -342,3 +342,12 @@ def test_every_loss_term_defaults_to_the_released_mse():
     model = train_mode_model({}, seed=9, pixel_opt={})
     for loss in (model.cri_pix, model.cri_dme, model.cri_reblur):
         assert type(loss).__name__ == 'MSELoss' and loss.loss_weight == 1.0
+
+
+def test_validation_releases_every_per_image_tensor_ifan_keeps():
+    model = train_mode_model({}, seed=10)
+    views = torch.rand(1, 9, 32, 32)
+    data = {'lq': views[:, :6], 'lqC': views[:, 6:], 'gt': torch.rand(1, 3, 32, 32), 'name': ['scene']}
+    outcome, error = model.evaluate_next(iter([data]), 0, 'tiny', 1, {}, save_img=False)
+    assert error is None and outcome['error'] is None
+    assert not {'lq', 'gt', 'output', 'left', 'right'} & set(vars(model))

@@ -232,3 +232,7 @@ def test_ifan_model_cuts_its_combined_view_and_its_left_and_right_views_alike():
         model.optimize_parameters(t)
         assert model.left.shape == model.right.shape == model.gt.shape == seen[-1]
     assert [shape[0] for shape in seen] == [4, 2, 1] and [shape[-1] for shape in seen] == [32, 48, 64]
+    opt = model_options(progressive_set(gt_sizes=[32, 44, 64]), {'type': 'MultiStepLR', 'milestones': [100]})
+    opt['model_type'], opt['network_g'] = 'IFANModel', {'type': 'IFAN', 'channels': 4, 'res_num': 1, 'iterations': 2}
+    with pytest.raises(ValueError, match='gt_sizes 44 is not a multiple of 8'):
+        build_model(opt)

@@ -121,6 +121,8 @@ class DualPixelModel(SRModel):
     # batch tensors a progressive stage cuts, when the model holds them (IFANModel keeps its views as left, right)
     BATCH_TENSORS = ('lq', 'gt', 'lqC', 'left', 'right')
 
+    per_image_tensors = ('lq', 'gt', 'output')  # released after each validation image; a subclass adds its own
+
     # train: and val: keys, checked when the option file is loaded (dmtnet_arch/option_check.py); the blocks inside
     # (optim_*, scheduler, *_opt, metrics) are checked against what their type takes. A subclass adds its own keys.
     option_schema = {
@@ -361,7 +363,7 @@ class DualPixelModel(SRModel):
             outcome['error'] = describe(error)
             return outcome, error
         finally:
-            for name in ('lq', 'gt', 'output'):
+            for name in self.per_image_tensors:
                 self.__dict__.pop(name, None)
 
     @staticmethod

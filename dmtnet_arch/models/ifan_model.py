@@ -42,6 +42,7 @@ class IFANModel(DualPixelModel):
         'val': DualPixelModel.option_schema['val'],
     }
     path_keys = ('pretrain_network_reblur',)
+    per_image_tensors = (*DualPixelModel.per_image_tensors, 'left', 'right')
 
     def feed_data(self, data):
         if 'lqC' not in data:
@@ -71,12 +72,16 @@ class IFANModel(DualPixelModel):
 
     def check_crop_size(self):
         super().check_crop_size()
-        gt_size = self.opt.get('datasets', {}).get('train', {}).get('gt_size')
-        if gt_size is not None and gt_size % DOWNSCALE:
-            raise ValueError(
-                f'datasets: train: gt_size {gt_size} is not a multiple of {DOWNSCALE}: IFAN compares its training '
-                f'maps at 1/{DOWNSCALE} scale (the release crops to multiples of {DOWNSCALE}); use e.g. 256'
-            )
+        train_set = self.opt.get('datasets', {}).get('train', {})
+        sizes = [('gt_size', train_set.get('gt_size'))]
+        if self.progressive:
+            sizes += [('gt_sizes', size) for size in self.progressive.patch_sizes]
+        for option, size in sizes:
+            if size is not None and size % DOWNSCALE:
+                raise ValueError(
+                    f'datasets: train: {option} {size} is not a multiple of {DOWNSCALE}: IFAN compares its training '
+                    f'maps at 1/{DOWNSCALE} scale (the release crops to multiples of {DOWNSCALE}); use e.g. 256'
+                )
 
     def setup_optimizers(self):
         """One optimizer over IFAN and its reblurring network, as the release trains them."""
