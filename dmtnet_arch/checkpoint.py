@@ -23,14 +23,21 @@ PARAM_KEYS = ('params_ema', 'params')
 TRAINING_STATE_GLOBALS = [collections.Counter]
 
 
-def read_checkpoint(path: str) -> dict:
-    """The checkpoint at ``path`` on the CPU, loaded with ``weights_only=True``; errors name the file."""
+def read_checkpoint(path: str, mmap: bool = False) -> dict:
+    """The checkpoint at ``path`` on the CPU, loaded with ``weights_only=True``; errors name the file. ``mmap`` maps
+    the tensors instead of reading them, for a look at the record before the real load (files in torch's legacy
+    format, which cannot be mapped, are read)."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: checkpoint not found')
     if osp.getsize(path) == 0:
         raise ValueError(f'{path}: checkpoint file is empty')
     try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+        try:
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # truncated zip, pickled code, not a torch file: all the same to the user
         raise ValueError(f'{path}: cannot read the checkpoint ({type(error).__name__}: {error})') from error
     if not isinstance(checkpoint, dict):
@@ -282,7 +289,7 @@ def adopt_checkpoint_options(opt: dict):
         label = key.removeprefix('network_')
         path = path_opt.get(f'pretrain_network_{label}')
         if path and osp.isfile(path):
-            record = read_checkpoint(path).get(RECORD_KEY)
+            record = read_checkpoint(path, mmap=True).get(RECORD_KEY)  # the record only: no full read
             strict = path_opt.get(f'strict_load_{label}', True) is not False
             opt[key].update(reconcile_options(opt[key], record, path, key, strict))
 
