@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -33,7 +32,7 @@ from dmtnet_arch.data.dual_pixel_io import (
     to_float,
 )
 from dmtnet_arch.models.dual_pixel_model import AMP_DTYPES
-from dmtnet_arch.option_check import check_device
+from dmtnet_arch.option_check import check_device, read_option_file
 from dmtnet_arch.tiling import check_tiling, tiled_forward
 
 logger = logging.getLogger('dmtnet_arch.inference')
@@ -51,10 +50,7 @@ FALLBACK_TILE, FALLBACK_OVERLAP, SMALLEST_TILE = 512, 64, 64
 
 def read_options(path) -> dict:
     """An option file as a dict; a missing file or section is an error naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'{path}: option file not found')
-    options = yaml.safe_load(path.read_text()) or {}
+    options = read_option_file(path)
     if not isinstance(options.get('network_g'), dict):
         raise ValueError(f'{path}: no network_g section')
     return options

@@ -67,9 +67,10 @@ def options_with_weights(option_file: str, run_root: str) -> tuple[str, bool, st
     """(option file to test, trained, weights description). Without trained weights (no
     ``path: pretrain_network_g``, or no such file) a copy of the option file under ``run_root/options`` asks for
     the initial weights explicitly (``allow_random_weights``), so the model still gets its other columns."""
-    from dmtnet_arch.short_training import read_options, write_options
+    from dmtnet_arch.option_check import read_option_file
+    from dmtnet_arch.short_training import write_options
 
-    opt = read_options(option_file)
+    opt = read_option_file(option_file)
     path = opt.get('path') or {}
     weights = path.get('pretrain_network_g')
     if weights and Path(weights).is_file():

@@ -15,6 +15,7 @@ It covers:
 import difflib
 import inspect
 import math
+import os
 import types
 from dataclasses import dataclass
 from typing import Union, get_args, get_origin
@@ -371,6 +372,20 @@ def check_gpu_count(opt: dict):
             f'num_gpu: {requested} but PyTorch sees {available} GPU(s) on this machine '
             f'(torch.cuda.is_available() is {torch.cuda.is_available()}). Use num_gpu: auto, or 0 for the CPU.'
         )
+
+
+def read_option_file(path) -> dict:
+    """An option file as a dict (YAML, BasicSR's ``!!float`` tags included); a missing file or one that is not a
+    mapping is an error naming it."""
+    import yaml
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path}: option file not found')
+    with open(path) as f:
+        opt = yaml.safe_load(f)
+    if not isinstance(opt, dict):
+        raise ValueError(f'{path}: not an option file (a YAML mapping)')
+    return opt
 
 
 def check_device(requested: str, where: str = '--device'):

@@ -38,14 +38,6 @@ class Budget:
     max_iterations: int = 1_000_000  # total_iter: the clock stops training first
 
 
-def read_options(path) -> dict:
-    with open(path) as f:
-        opt = yaml.safe_load(f)
-    if not isinstance(opt, dict):
-        raise ValueError(f'{path}: not an option file (a YAML mapping)')
-    return opt
-
-
 def write_options(path, opt: dict) -> Path:
     write_bytes_atomically(path, yaml.safe_dump(opt, sort_keys=False).encode())
     return Path(path)

@@ -17,10 +17,10 @@ sys.path.insert(0, str(ROOT))
 
 from dmtnet_arch.atomic_io import write_bytes_atomically  # noqa: E402
 from dmtnet_arch.data.synthetic_dp import generate_dataset  # noqa: E402
+from dmtnet_arch.option_check import read_option_file as read_options  # noqa: E402
 from dmtnet_arch.short_training import (  # noqa: E402
     Budget,
     matching_test_options,
-    read_options,
     short_training_options,
     train_for,
     write_options,

@@ -18,7 +18,8 @@ from dmtnet_arch.data.synthetic_dp import generate_dataset
 from dmtnet_arch.leaderboard import PUBLISHED_TABLE1
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr
 from dmtnet_arch.metrics.lpips_metric import lpips_availability
-from dmtnet_arch.short_training import matching_test_options, read_options, write_options
+from dmtnet_arch.option_check import read_option_file as read_options
+from dmtnet_arch.short_training import matching_test_options, write_options
 
 REPO = Path(__file__).resolve().parents[1]
 # the DMTNet rows use a tiny DMTNet so that the test stays fast; peers run as their shipped test options define them
