@@ -14,7 +14,7 @@ install: $(STAMP)
 # instead of downloading a second copy into a throwaway build environment.
 # A regular (not editable) install: only that puts dmtnet_arch.pth, the start-up hook, into site-packages.
 # It reinstalls when a source file changes, so the installed copy never lags behind this checkout.
-SOURCES := setup.py constraints.txt dmtnet_arch.pth dmtnet_arch_startup.py $(shell find dmtnet_arch -name '*.py')
+SOURCES := setup.py constraints.txt dmtnet_arch.pth dmtnet_arch_startup.py $(shell find dmtnet_arch -name '*.py' -o -name '*.pth')
 
 $(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -12,6 +12,7 @@ import inspect
 import os.path as osp
 import pickle
 import re
+from pathlib import Path
 
 import torch
 
@@ -23,10 +24,30 @@ PARAM_KEYS = ('params_ema', 'params')
 TRAINING_STATE_GLOBALS = [collections.Counter]
 
 
+# Checkpoints shipped inside the package (dmtnet_arch/weights/), usable by name wherever a weights path is accepted.
+BUILTIN_WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
+BUILTIN_WEIGHTS = {'synthetic-T': 'synthetic-T.pth'}
+
+
+def resolve_weights(path_or_name) -> str:
+    """The file of a built-in checkpoint name (:data:`BUILTIN_WEIGHTS`), else the path itself with ``~`` expanded."""
+    name = str(path_or_name)
+    if name in BUILTIN_WEIGHTS:
+        return str(BUILTIN_WEIGHTS_DIR / BUILTIN_WEIGHTS[name])
+    return osp.expanduser(name)
+
+
+def describe_weights(path_or_name) -> str:
+    """'built-in synthetic-T (<file>)' for a built-in name, else the path: what log lines say ran."""
+    name = str(path_or_name)
+    return f'built-in {name} ({resolve_weights(name)})' if name in BUILTIN_WEIGHTS else name
+
+
 def read_checkpoint(path: str, mmap: bool = False) -> dict:
-    """The checkpoint at ``path`` on the CPU, loaded with ``weights_only=True``; errors name the file. ``mmap`` maps
-    the tensors instead of reading them, for a look at the record before the real load (files in torch's legacy
-    format, which cannot be mapped, are read)."""
+    """The checkpoint at ``path`` (or of a built-in name) on the CPU, loaded with ``weights_only=True``; errors name
+    the file. ``mmap`` maps the tensors instead of reading them, for a look at the record before the real load
+    (files in torch's legacy format, which cannot be mapped, are read)."""
+    path = resolve_weights(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: checkpoint not found')
     if osp.getsize(path) == 0:
@@ -288,6 +309,8 @@ def adopt_checkpoint_options(opt: dict):
     for key in [key for key in opt if key.startswith('network_') and isinstance(opt[key], dict)]:
         label = key.removeprefix('network_')
         path = path_opt.get(f'pretrain_network_{label}')
+        if path:
+            path = path_opt[f'pretrain_network_{label}'] = resolve_weights(path)
         if path and osp.isfile(path):
             record = read_checkpoint(path, mmap=True).get(RECORD_KEY)  # the record only: no full read
             strict = path_opt.get(f'strict_load_{label}', True) is not False
@@ -298,3 +321,18 @@ def get_logger():
     from basicsr.utils import get_root_logger
 
     return get_root_logger()
+
+
+def package_checkpoint(source: str, destination: str, param_key: str | None = None, note: str = '') -> dict:
+    """Write the network weights of a training checkpoint (``params_ema`` when present) with its ``built_with``
+    record and a ``note`` saying what it was trained on, and nothing else; returns what was written."""
+    from dmtnet_arch.atomic_io import save_torch_atomically
+
+    checkpoint = read_checkpoint(source)
+    record = checkpoint.get(RECORD_KEY)
+    if record is None:
+        raise ValueError(f'{source}: no {RECORD_KEY} record: a packaged checkpoint must say what network it holds')
+    key, state = network_state(checkpoint, source, param_key)
+    packaged = {'params': {k: v.contiguous() for k, v in state.items()}, RECORD_KEY: record, 'note': note or key}
+    save_torch_atomically(packaged, destination)
+    return packaged

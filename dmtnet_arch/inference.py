@@ -21,7 +21,13 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dmtnet_arch.atomic_io import write_bytes_atomically, write_image
-from dmtnet_arch.checkpoint import build_network_from_checkpoint
+from dmtnet_arch.checkpoint import (
+    RECORD_KEY,
+    build_network_from_checkpoint,
+    describe_weights,
+    read_checkpoint,
+    resolve_weights,
+)
 from dmtnet_arch.data.dual_pixel_io import (
     DualPixelSample,
     bit_depth,
@@ -67,6 +73,17 @@ def weights_path(options: dict, weights: str | None, option_file) -> str:
     return str(path)
 
 
+def options_from_checkpoint(weights: str) -> dict:
+    """Options with the ``network_g`` a checkpoint's ``built_with`` record describes, for a run without ``-opt``."""
+    record = read_checkpoint(weights, mmap=True).get(RECORD_KEY)
+    if not isinstance(record, dict) or not isinstance(record.get('type'), str):
+        raise ValueError(
+            f'{resolve_weights(weights)}: the checkpoint does not record what network it holds (no built_with); '
+            'pass -opt with its network_g'
+        )
+    return {'network_g': {'type': record['type']}, 'path': {'pretrain_network_g': weights}}
+
+
 def input_channels(net: torch.nn.Module, network_options: dict) -> int:
     """How many input channels the network takes: 6 (left then right view) or 3 (one image), from an attribute of
     the built network or an option of ``network_g`` named in :data:`IN_CHANNEL_NAMES`."""
@@ -86,8 +103,11 @@ def build_from_options(network_options: dict, weights: str, param_key: str | Non
     """The registered network of ``network_g`` with ``weights`` (params_ema if present, else params) loaded; what
     ``network_g`` leaves unset comes from the checkpoint's record, what it sets must agree with it."""
     net = build_network_from_checkpoint(dict(network_options), weights, param_key)
+    built = getattr(net, 'build_options', None) or network_options
+    variant = f'-{built["variant"]}' if built.get('variant') else ''
     logger.info(
-        f'{network_options["type"]}: weights from {weights} ({param_key or "params_ema if saved, else params"})'
+        f'{network_options["type"]}{variant}: weights from {describe_weights(weights)} '
+        f'({param_key or "params_ema if saved, else params"})'
     )
     return net.eval()
 

@@ -20,6 +20,8 @@ import types
 from dataclasses import dataclass
 from typing import Union, get_args, get_origin
 
+from dmtnet_arch.checkpoint import resolve_weights
+
 PLUGIN_PACKAGE = 'dmtnet_arch'
 SCALAR_TYPES = (bool, int, float, str, list, tuple, dict)
 # The key that lets a test or inference run score a network that no checkpoint initialised.
@@ -344,6 +346,10 @@ def check_path(opt: dict, model_path_keys=()):
         if f'strict_load_{label}' in path:
             key = f'strict_load_{label}'
             path[key] = check_value(f'path: {key}', path[key], Option(bool))
+    for label in labels:  # a built-in name becomes its file before BasicSR checks or reads it
+        key = f'pretrain_network_{label}'
+        if path.get(key):
+            path[key] = resolve_weights(path[key])
     # popped once read: BasicSR's make_exp_dirs takes every other path: value for a folder to create
     random_ok = check_value(f'path: {ALLOW_RANDOM_WEIGHTS}', path.pop(ALLOW_RANDOM_WEIGHTS, None), Option(bool))
     if opt.get('is_train', True) or random_ok:

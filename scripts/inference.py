@@ -2,6 +2,7 @@
 
     python scripts/inference.py -opt options/test_DMTNet_B.yml [--weights W.pth] \
         (--input PATH | --left L --right R) --output DIR [--tile 256 --tile-overlap 64]
+    python scripts/inference.py --weights synthetic-T --input PATH --output DIR   # the built-in checkpoint
 
 PATH is a folder in the DPDD layout (<split>_l/source, <split>_r/source), the inputL/ inputR/ layout, or a folder
 of *_L / *_R pairs (also _l/_r, _left/_right); --left and --right take two files or two folders. Outputs keep the
@@ -24,6 +25,7 @@ from dmtnet_arch.inference import (  # noqa: E402
     build_from_options,
     deblur_all,
     input_channels,
+    options_from_checkpoint,
     pairs_from_arguments,
     read_options,
     resolve_device,
@@ -34,8 +36,12 @@ from dmtnet_arch.inference import (  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', '--opt', required=True, help='option file: network_g and path: pretrain_network_g')
-    parser.add_argument('--weights', help='checkpoint (overrides pretrain_network_g)')
+    parser.add_argument(
+        '-opt', '--opt', help="option file: network_g and path: pretrain_network_g (default: the checkpoint's record)"
+    )
+    parser.add_argument(
+        '--weights', help='checkpoint file or built-in name (synthetic-T); overrides pretrain_network_g'
+    )
     parser.add_argument('--param-key', help='params or params_ema (default: params_ema when present, else params)')
     parser.add_argument('--input', help='folder: DPDD layout, inputL/inputR layout, or *_L / *_R pairs')
     parser.add_argument('--split', default='test', help='DPDD split to read from --input (default test)')
@@ -76,7 +82,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     log = logging.getLogger('dmtnet_arch.inference')
-    options = read_options(args.opt)
+    if not (args.opt or args.weights):
+        parser.error('give -opt OPTIONS, --weights CHECKPOINT (a file or built-in name such as synthetic-T), or both')
+    options = read_options(args.opt) if args.opt else options_from_checkpoint(args.weights)
     layout, samples, failures = find_samples(args, parser)
     log.info(f'{len(samples)} pairs found ({layout}); {len(failures)} files could not be paired')
     net = build_from_options(options['network_g'], weights_path(options, args.weights, args.opt), args.param_key)

@@ -11,7 +11,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's dmtnet_arch, not an installed copy
 
 import dmtnet_arch  # noqa: E402,F401  (applies the BasicSR compatibility fixes before basicsr is imported)
-from dmtnet_arch.data.synthetic_dp import CameraModel, generate_dataset  # noqa: E402
+from dmtnet_arch.data.synthetic_dp import (  # noqa: E402
+    CameraModel,
+    CameraPipeline,
+    ContentModel,
+    PsfModel,
+    SceneRanges,
+    generate_dataset,
+)
 
 
 def parse_size(text: str) -> tuple:
@@ -31,6 +38,41 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def fraction(text: str) -> float:
+    """A number in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f'must be in [0, 1], got {text!r}')
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number above 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'must be above 0, got {text!r}')
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A number of at least 0."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f'must be 0 or more, got {text!r}')
+    return value
+
+
+def quality_range(text: str) -> tuple:
+    """'70-95' -> (70, 95): JPEG qualities between 1 and 100."""
+    parts = text.split('-')
+    if len(parts) not in (1, 2) or not all(part.isdigit() and 1 <= int(part) <= 100 for part in parts):
+        raise argparse.ArgumentTypeError(f'JPEG quality must be Q or LOW-HIGH within 1-100, got {text!r}')
+    low, high = int(parts[0]), int(parts[-1])
+    if low > high:
+        raise argparse.ArgumentTypeError(f'JPEG quality range must be LOW-HIGH, got {text!r}')
+    return low, high
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,8 +81,48 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--seed', type=int, default=0, help='the same seed writes the same bytes')
     parser.add_argument('--out', type=Path, required=True, help='output folder')
     parser.add_argument('--sources', type=Path, default=None, help='extra folder of sharp images to use as textures')
-    parser.add_argument('--noise', type=float, default=0.0, help='sensor noise std at mid-grey (0 = off, e.g. 0.01)')
-    parser.add_argument('--f-number', type=float, default=CameraModel().f_number, help='larger = less blur')
+    parser.add_argument(
+        '--noise', type=fraction, default=0.0, help='sensor noise std at mid-grey, in [0, 1] (0 = off, e.g. 0.01)'
+    )
+    parser.add_argument('--f-number', type=positive_float, default=CameraModel().f_number, help='larger = less blur')
+    parser.add_argument(
+        '--dead-leaves',
+        type=fraction,
+        default=ContentModel().dead_leaves_probability,
+        help='probability that a layer is procedural dead-leaves content instead of a photograph',
+    )
+    parser.add_argument(
+        '--ramp-strength',
+        type=fraction,
+        default=PsfModel().ramp_strength,
+        help='left/right split of the DP PSF: 1 = full linear ramp; lower = less disparity per px of blur',
+    )
+    parser.add_argument(
+        '--focus-on-foreground',
+        type=fraction,
+        default=SceneRanges().focus_on_foreground_probability,
+        help='probability that autofocus picks a foreground object rather than any pixel',
+    )
+    parser.add_argument(
+        '--linear-light',
+        action=argparse.BooleanOptionalAction,
+        default=CameraPipeline().linear_light,
+        help='render and add noise in linear light, then apply a gamma 2.2 tone curve',
+    )
+    parser.add_argument(
+        '--view-gain-gradient',
+        type=non_negative_float,
+        default=CameraPipeline().view_gain_gradient,
+        help='largest left/right brightness gradient across the frame (drawn in +-this per sample)',
+    )
+    parser.add_argument(
+        '--bits',
+        type=int,
+        choices=(8, 16),
+        default=CameraPipeline().bits,
+        help='quantise the input views to 8 bits (files stay 16-bit; the target stays clean)',
+    )
+    parser.add_argument('--jpeg-quality', type=quality_range, help='JPEG-compress the input views, Q or LOW-HIGH')
     parser.add_argument('--lmdb', action='store_true', help='also write lqL/lqR/lqC/gt LMDBs for BasicSR')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
@@ -58,6 +140,15 @@ def main(argv=None) -> None:
         sources_dir=args.sources,
         noise_std=args.noise,
         camera=CameraModel(f_number=args.f_number),
+        psf_model=PsfModel(ramp_strength=args.ramp_strength),
+        content=ContentModel(dead_leaves_probability=args.dead_leaves),
+        scene=SceneRanges(focus_on_foreground_probability=args.focus_on_foreground),
+        pipeline=CameraPipeline(
+            linear_light=args.linear_light,
+            view_gain_gradient=args.view_gain_gradient,
+            bits=8 if args.jpeg_quality else args.bits,
+            jpeg_quality=args.jpeg_quality,
+        ),
         write_lmdb=args.lmdb,
         progress=not args.quiet,
     )

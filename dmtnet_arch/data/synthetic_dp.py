@@ -18,6 +18,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from dmtnet_arch.atomic_io import float_to_uint16, write_bytes_atomically, write_png
+from dmtnet_arch.data.dead_leaves import DeadLeavesModel, dead_leaves_texture
 from dmtnet_arch.data.dual_pixel_io import LMDB_NAMES, VIEW_FOLDERS, to_float, write_view_lmdb
 
 DEFOCUS_FOLDER = 'defocus'
@@ -53,6 +54,7 @@ class PsfModel:
     sigma_px: float = 0.5
     sigma_per_radius: float = 0.05
     in_focus_radius: float = 0.5
+    ramp_strength: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,29 @@ class NoiseModel:
     def enabled(self) -> bool:
         """True when any noise is added."""
         return self.shot_gain > 0 or self.read_std > 0
+
+
+@dataclass(frozen=True)
+class CameraPipeline:
+    """What happens between the photodiodes and the file: rendering in linear light and a gamma tone curve, a
+    left/right brightness gradient (the two half-pupils vignette differently), and 8-bit quantisation with
+    optional JPEG compression of the three input views (the target stays clean at 16 bits)."""
+
+    linear_light: bool = False
+    gamma: float = 2.2
+    view_gain_gradient: float = 0.0
+    bits: int = 16
+    jpeg_quality: tuple | None = None
+
+    def to_linear(self, image: np.ndarray) -> np.ndarray:
+        """Display-referred values to linear light (identity unless ``linear_light``)."""
+        return np.power(image, self.gamma).astype(np.float32) if self.linear_light else image
+
+    def to_display(self, image: np.ndarray) -> np.ndarray:
+        """Linear light back through the tone curve (identity unless ``linear_light``)."""
+        if not self.linear_light:
+            return image
+        return np.power(np.clip(image, 0.0, 1.0), 1.0 / self.gamma).astype(np.float32)
 
 
 @dataclass
@@ -118,11 +143,12 @@ def bright_rim_disc(radius: float, psf_model: PsfModel) -> np.ndarray:
     return coverage * rim_weight
 
 
-def horizontal_ramp(shape: tuple, radius: float, falling: bool) -> np.ndarray:
-    """Linear ramp from 0 to 1 across the disc diameter (1 to 0 when ``falling``), clipped outside it."""
+def horizontal_ramp(shape: tuple, radius: float, falling: bool, strength: float = 1.0) -> np.ndarray:
+    """Linear ramp across the disc diameter, clipped outside it: from 0 to 1 at ``strength`` 1, from
+    (1 - strength) / 2 to (1 + strength) / 2 below that (1 to 0 when ``falling``); the two views' ramps add to 1."""
     half = shape[1] // 2
     x = np.arange(-half, half + 1, dtype=np.float64)
-    rising = np.clip((x + radius) / (2.0 * radius), 0.0, 1.0)
+    rising = 0.5 + strength * (np.clip((x + radius) / (2.0 * radius), 0.0, 1.0) - 0.5)
     ramp = 1.0 - rising if falling else rising
     return np.broadcast_to(ramp, shape)
 
@@ -136,7 +162,7 @@ def dual_pixel_psfs(signed_radius: float, psf_model: PsfModel = PsfModel()) -> t
         return read_only(delta), read_only(delta.copy()), read_only(delta.copy())
     softened = ndimage.gaussian_filter(bright_rim_disc(radius, psf_model), gaussian_sigma(radius, psf_model))
     behind_focus = signed_radius > 0
-    left = softened * horizontal_ramp(softened.shape, radius, falling=behind_focus)
+    left = softened * horizontal_ramp(softened.shape, radius, falling=behind_focus, strength=psf_model.ramp_strength)
     left = (left / left.sum()).astype(np.float32)
     right = np.ascontiguousarray(left[:, ::-1])
     combined = (left + right) / 2.0
@@ -175,11 +201,26 @@ def blur_layer(layer: Layer, psf_model: PsfModel, coc_step: float) -> tuple:
     left = np.zeros_like(rgba_and_weight)
     right = np.zeros_like(rgba_and_weight)
     for coc_bin in np.unique(bins):
-        part = rgba_and_weight * (bins == coc_bin)[..., None]
+        in_bin = bins == coc_bin
         psf_left, psf_right, _ = dual_pixel_psfs(float(coc_bin * coc_step), psf_model)
-        left += convolve(part, psf_left)
-        right += convolve(part, psf_right)
+        window = bin_window(in_bin, psf_left.shape[0] // 2)
+        part = rgba_and_weight[window] * in_bin[window][..., None]
+        left[window] += convolve(part, psf_left)
+        right[window] += convolve(part, psf_right)
     return normalise_by_partition(left), normalise_by_partition(right)
+
+
+def bin_window(in_bin: np.ndarray, half_width: int) -> tuple:
+    """Slices of the bin's bounding box grown by the PSF's half width, clipped to the frame: the blurred bin is zero
+    outside, and inside it the convolution equals the whole frame's (the zero margin reflects as zeros)."""
+    rows, columns = np.any(in_bin, axis=1), np.any(in_bin, axis=0)
+    top, bottom = np.flatnonzero(rows)[[0, -1]]
+    left, right = np.flatnonzero(columns)[[0, -1]]
+    height, width = in_bin.shape
+    return (
+        slice(max(top - half_width, 0), min(bottom + half_width + 1, height)),
+        slice(max(left - half_width, 0), min(right + half_width + 1, width)),
+    )
 
 
 def normalise_by_partition(blurred: np.ndarray) -> np.ndarray:
@@ -222,6 +263,42 @@ def add_sensor_noise(sample: RenderedSample, noise: NoiseModel, rng: np.random.G
         return sample
     left, right = (noisy_view(view, noise, rng) for view in (sample.left, sample.right))
     return RenderedSample(left, right, (left + right) / 2.0, sample.target, sample.defocus)
+
+
+def imbalance_views(sample: RenderedSample, gradient: float) -> RenderedSample:
+    """Left view brighter towards one side of the frame and the right view towards the other: gains
+    ``1 + gradient * (x - 1/2)`` and ``1 - gradient * (x - 1/2)`` with x in [0, 1] across the width."""
+    if gradient == 0:
+        return sample
+    x = np.linspace(-0.5, 0.5, sample.left.shape[1], dtype=np.float32)[None, :, None]
+    left = np.clip(sample.left * (1.0 + gradient * x), 0.0, 1.0)
+    right = np.clip(sample.right * (1.0 - gradient * x), 0.0, 1.0)
+    return RenderedSample(left, right, (left + right) / 2.0, sample.target, sample.defocus)
+
+
+def quantise_and_compress(view: np.ndarray, bits: int, jpeg_quality: int | None) -> np.ndarray:
+    """A view as an 8-bit camera file holds it: rounded to 8 bits and, with ``jpeg_quality``, JPEG-compressed."""
+    if bits == 16 and jpeg_quality is None:
+        return view
+    codes = np.round(np.clip(view, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if jpeg_quality is not None:
+        ok, encoded = cv2.imencode('.jpg', codes, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+        codes = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    return codes.astype(np.float32) / 255.0
+
+
+def through_camera(sample: RenderedSample, pipeline: CameraPipeline, rng: np.random.Generator) -> RenderedSample:
+    """Tone curve on every view and the target; quantisation and compression on the input views only."""
+    quality = (
+        None
+        if pipeline.jpeg_quality is None
+        else int(rng.integers(pipeline.jpeg_quality[0], pipeline.jpeg_quality[1] + 1))
+    )
+    views = [
+        quantise_and_compress(pipeline.to_display(view), pipeline.bits, quality)
+        for view in (sample.left, sample.right, sample.combined)
+    ]
+    return RenderedSample(*views, pipeline.to_display(sample.target), sample.defocus)
 
 
 def noisy_view(view: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> np.ndarray:
@@ -350,6 +427,20 @@ def inverse_depth_plane(size: tuple, centre: float, tilt: np.ndarray) -> np.ndar
 
 
 @dataclass(frozen=True)
+class ContentModel:
+    """Where layer textures come from: dead leaves (procedural) with this probability, else a photograph."""
+
+    dead_leaves_probability: float = 0.0
+    dead_leaves: DeadLeavesModel = DeadLeavesModel()
+
+    def texture(self, sources: list, size: tuple, rng: np.random.Generator) -> np.ndarray:
+        """One layer's texture: dead leaves coloured from the photographs, or a crop of one photograph."""
+        if rng.random() < self.dead_leaves_probability:
+            return dead_leaves_texture(size, sources, rng, self.dead_leaves)
+        return random_texture(sources, size, rng)
+
+
+@dataclass(frozen=True)
 class SceneRanges:
     """Sampling ranges for scenes, in inverse depth (1/m, dioptres) and counts."""
 
@@ -358,10 +449,16 @@ class SceneRanges:
     foreground_layers: tuple = (1, 3)
     random_focus_inverse_depth: tuple = (0.25, 1.25)
     focus_on_scene_probability: float = 0.7
+    focus_on_foreground_probability: float = 0.0
 
 
 def random_scene(
-    rng: np.random.Generator, size: tuple, sources: list, camera: CameraModel, ranges: SceneRanges = SceneRanges()
+    rng: np.random.Generator,
+    size: tuple,
+    sources: list,
+    camera: CameraModel,
+    ranges: SceneRanges = SceneRanges(),
+    content: ContentModel = ContentModel(),
 ) -> list:
     """Layers back to front: a slanted background plane and foreground shapes, with CoC for a random focus."""
     background_centre = rng.uniform(*ranges.background_inverse_depth)
@@ -375,7 +472,7 @@ def random_scene(
         masks.append(random_mask(size, rng))
     focus_distance = 1.0 / focus_inverse_depth(depths, masks, rng, ranges)
     return [
-        Layer(random_texture(sources, size, rng), mask, camera.coc_radius_px(depth, focus_distance))
+        Layer(content.texture(sources, size, rng), mask, camera.coc_radius_px(depth, focus_distance))
         for depth, mask in zip(depths, masks, strict=True)
     ]
 
@@ -387,6 +484,13 @@ def focus_inverse_depth(depths: list, masks: list, rng: np.random.Generator, ran
     visible = depths[0].copy()
     for depth, mask in zip(depths[1:], masks[1:], strict=True):
         visible = np.where(mask >= 0.5, depth, visible)
+    foreground = np.flatnonzero(visible.ravel() != depths[0].ravel())
+    if (
+        ranges.focus_on_foreground_probability
+        and foreground.size
+        and rng.random() < ranges.focus_on_foreground_probability
+    ):
+        return float(visible.ravel()[foreground[rng.integers(foreground.size)]])
     row, column = rng.integers(visible.shape[0]), rng.integers(visible.shape[1])
     return float(visible[row, column])
 
@@ -400,11 +504,19 @@ def generate_sample(
     psf_model: PsfModel = PsfModel(),
     noise: NoiseModel = NoiseModel(),
     coc_step: float = 0.5,
+    content: ContentModel = ContentModel(),
+    pipeline: CameraPipeline = CameraPipeline(),
+    scene: SceneRanges = SceneRanges(),
 ) -> RenderedSample:
     """One random scene rendered as a DP sample; the same (seed, index) always gives the same arrays."""
     rng = np.random.default_rng([seed, index])
-    layers = random_scene(rng, as_size(size), sources, camera)
-    return add_sensor_noise(render_layers(layers, psf_model, coc_step), noise, rng)
+    layers = random_scene(rng, as_size(size), sources, camera, scene, content)
+    for layer in layers:
+        layer.texture = pipeline.to_linear(layer.texture)
+    sample = render_layers(layers, psf_model, coc_step)
+    if pipeline.view_gain_gradient:
+        sample = imbalance_views(sample, float(rng.uniform(-1.0, 1.0)) * pipeline.view_gain_gradient)
+    return through_camera(add_sensor_noise(sample, noise, rng), pipeline, rng)
 
 
 def as_size(size) -> tuple:
@@ -463,6 +575,9 @@ def generate_dataset(
     camera: CameraModel = CameraModel(),
     psf_model: PsfModel = PsfModel(),
     coc_step: float = 0.5,
+    content: ContentModel = ContentModel(),
+    pipeline: CameraPipeline = CameraPipeline(),
+    scene: SceneRanges = SceneRanges(),
     write_lmdb: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -476,7 +591,9 @@ def generate_dataset(
     noise = NoiseModel.from_std(noise_std)
     names = [f'{index:06d}' for index in range(count)]
     for index, name in enumerate(tqdm(names, desc='synthetic DP', unit='sample', disable=not progress)):
-        sample = generate_sample(seed, index, size, sources, camera, psf_model, noise, coc_step)
+        sample = generate_sample(
+            seed, index, size, sources, camera, psf_model, noise, coc_step, content, pipeline, scene
+        )
         write_sample(out, name, sample)
     remove_stale_samples(out, count)
     settings = {
@@ -488,6 +605,9 @@ def generate_dataset(
         'camera': asdict(camera),
         'psf': asdict(psf_model),
         'coc_step': coc_step,
+        'content': asdict(content),
+        'scene': asdict(scene),
+        'pipeline': asdict(pipeline),
         'defocus': 'float32 .npy, signed CoC radius in pixels (negative: in front of focus)',
     }
     write_bytes_atomically(out / 'synthetic_dp.json', json.dumps(settings, indent=2).encode())

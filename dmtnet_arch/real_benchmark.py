@@ -1,0 +1,175 @@
+"""How much a checkpoint deblurs real dual-pixel captures, and whether it uses the views' disparity.
+
+For every scene of a folder with targets (the DPDD layout, or ``inputL/ inputR/ [inputC/] target/``), the blurred
+combined view and the network's output are scored against the target, once with the views in the given order and
+once swapped. A network that uses the dual-pixel disparity does clearly better in the right order.
+``scripts/real_benchmark.py`` is the command; ``docs/synthetic_data.md`` says how it is used.
+"""
+
+import csv
+import io
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dmtnet_arch.atomic_io import write_bytes_atomically, write_image
+from dmtnet_arch.data.dual_pixel_io import (
+    VIEW_FOLDERS,
+    bit_depth,
+    check_views_match,
+    dpdd_folders,
+    pair_dpdd_layout,
+    pair_folder_layout,
+    read_image,
+    to_float,
+)
+from dmtnet_arch.inference import Deblurrer, to_integer_image
+from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr, calculate_dp_ssim
+
+
+@dataclass(frozen=True)
+class SceneScore:
+    """PSNR (dB) and SSIM against the target of the blurred combined view, the output, the output of swapped views."""
+
+    name: str
+    psnr_blurred: float
+    ssim_blurred: float
+    psnr_output: float
+    ssim_output: float
+    psnr_swapped: float
+    ssim_swapped: float
+
+    @property
+    def gain(self) -> float:
+        """PSNR of the output over the blurred combined view."""
+        return self.psnr_output - self.psnr_blurred
+
+    @property
+    def gain_swapped(self) -> float:
+        """The same with the two views swapped."""
+        return self.psnr_swapped - self.psnr_blurred
+
+    @property
+    def order_margin(self) -> float:
+        """How much the given view order beats the swapped one."""
+        return self.psnr_output - self.psnr_swapped
+
+
+SCORE_COLUMNS = [f.name for f in fields(SceneScore)] + ['gain', 'gain_swapped', 'order_margin']
+
+
+def scenes_with_targets(root, split: str = 'test') -> list:
+    """The scenes of ``root``: the original DPDD layout (``<split>_c/target``) or ``inputL/ inputR/ target/``."""
+    root = Path(root)
+    if dpdd_folders(root, split)['target'][0].is_dir():
+        return pair_dpdd_layout(root, split, with_combined=True)
+    folders = {view: root / name for view, name in VIEW_FOLDERS.items()}
+    if not (folders['left'].is_dir() and folders['right'].is_dir() and folders['target'].is_dir()):
+        raise FileNotFoundError(
+            f'{root}: not a dual-pixel folder with targets: expected {split}_l/ {split}_r/ {split}_c/ (DPDD) or '
+            'inputL/ inputR/ target/ (and optionally inputC/)'
+        )
+    combined = folders['combined'] if folders['combined'].is_dir() else None
+    return pair_folder_layout(folders['left'], folders['right'], folders['target'], combined)
+
+
+def read_scene(sample) -> dict:
+    """The views of a scene as float RGB; without a combined capture, the mean of the views stands in for it."""
+    paths = {view: path for view, path in sample.views().items()}
+    images = {path: read_image(path) for path in paths.values()}
+    check_views_match(images)
+    views = {view: to_float(images[path]) for view, path in paths.items()}
+    views.setdefault('combined', (views['left'] + views['right']) / 2)
+    views['bits'] = bit_depth(images[paths['left']])
+    return views
+
+
+def as_input(first: np.ndarray, second: np.ndarray) -> torch.Tensor:
+    """(1, 6, H, W): the first view's channels, then the second's."""
+    stacked = np.concatenate([first, second], axis=2).transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(stacked, dtype=np.float32))[None]
+
+
+def output_as_saved(deblurrer: Deblurrer, lq: torch.Tensor, bits: int, name: str) -> np.ndarray:
+    """The network's output as the inference command writes it: clipped and rounded to the input's bit depth."""
+    return to_integer_image(deblurrer(lq, name), bits)
+
+
+def score(image: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """PSNR and SSIM of ``image`` against ``target``, as they are (no further quantisation)."""
+    return calculate_dp_psnr(image, target, protocol='float'), calculate_dp_ssim(image, target, protocol='float')
+
+
+def score_scene(deblurrer: Deblurrer, sample) -> tuple[SceneScore, np.ndarray]:
+    """Scores of one scene, and the output in the given view order."""
+    views = read_scene(sample)
+    output = output_as_saved(deblurrer, as_input(views['left'], views['right']), views['bits'], sample.name)
+    swapped = output_as_saved(deblurrer, as_input(views['right'], views['left']), views['bits'], sample.name)
+    target = views['target']
+    blurred = np.round(views['combined'] * (2 ** views['bits'] - 1)) / (2 ** views['bits'] - 1)
+    values = (*score(blurred, target), *score(output, target), *score(swapped, target))
+    return SceneScore(sample.name, *values), output
+
+
+def mean_score(scores: list) -> SceneScore:
+    """Per-image mean of every column (what the DPDD tables report)."""
+    columns = [f.name for f in fields(SceneScore)][1:]
+    return SceneScore('mean', *[float(np.mean([getattr(s, c) for s in scores])) for c in columns])
+
+
+def scores_csv(scores: list) -> bytes:
+    """One row per scene and a last ``mean`` row, with :data:`SCORE_COLUMNS`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(SCORE_COLUMNS)
+    for row in [*scores, mean_score(scores)]:
+        writer.writerow([row.name, *[number_text(getattr(row, column)) for column in SCORE_COLUMNS[1:]]])
+    return buffer.getvalue().encode()
+
+
+def number_text(value: float, digits: int = 4, sign: str = '') -> str:
+    """A number for a table; NaN (no swapped run) is empty."""
+    return '' if np.isnan(value) else f'{value:{sign}.{digits}f}'
+
+
+def write_scores_csv(path, scores: list):
+    """:func:`scores_csv` written atomically."""
+    write_bytes_atomically(path, scores_csv(scores))
+
+
+def summary_line(label: str, mean: SceneScore, count: int) -> str:
+    """One line: blurred and output PSNR/SSIM, the gain in both view orders and the order margin."""
+    return (
+        f'{label}: {count} scenes; blurred {mean.psnr_blurred:.2f} dB / {mean.ssim_blurred:.4f}, output '
+        f'{mean.psnr_output:.2f} dB / {mean.ssim_output:.4f}: gain {mean.gain:+.2f} dB, views swapped '
+        f'{number_text(mean.gain_swapped, 2, "+") or "not run"} dB, order margin '
+        f'{number_text(mean.order_margin, 2, "+") or "not run"} dB'
+    )
+
+
+def run_benchmark(deblurrer: Deblurrer, samples: list, output_dir=None, progress=None) -> list:
+    """Scores of every scene; with ``output_dir``, the outputs (given view order) are written there as PNGs."""
+    scores = []
+    for sample in samples:
+        scene_score, output = score_scene(deblurrer, sample)
+        scores.append(scene_score)
+        if output_dir is not None:
+            write_image(Path(output_dir) / f'{sample.name}.png', output)
+        if progress:
+            progress(scene_score)
+    return scores
+
+
+def score_outputs(samples: list, outputs_dir) -> list:
+    """Scores of outputs made elsewhere (e.g. a peer's released results, ``<name>.png`` per scene); there is no
+    swapped run, so its columns are NaN."""
+    scores = []
+    for sample in samples:
+        views = read_scene(sample)
+        output = read_image(Path(outputs_dir) / f'{sample.name}.png')
+        blurred = np.round(views['combined'] * (2 ** views['bits'] - 1)) / (2 ** views['bits'] - 1)
+        values = (*score(blurred, views['target']), *score(output, views['target']))
+        scores.append(SceneScore(sample.name, *values, float('nan'), float('nan')))
+    return scores

@@ -1,0 +1,184 @@
+"""The generator's realism options: dead-leaves content, the DP PSF's ramp strength, autofocus on the foreground,
+and the camera pipeline (linear light, view imbalance, 8-bit quantisation, JPEG), and the statistics that chose them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dmtnet_arch.data import dead_leaves as dl
+from dmtnet_arch.data import dp_statistics as stats
+from dmtnet_arch.data import synthetic_dp as sdp
+
+SIZE = (64, 64)
+
+
+@pytest.fixture(scope='module')
+def sources():
+    return sdp.collect_sources()
+
+
+def sample(sources, seed=0, index=0, **options):
+    return sdp.generate_sample(seed, index, SIZE, sources, **options)
+
+
+# ------------------------------------------------------------------------------------------------------ dead leaves
+
+
+def test_power_law_radii_stay_in_range_and_small_leaves_dominate():
+    radii = dl.power_law_radii(20000, 1.0, 50.0, 3.0, np.random.default_rng(0))
+    assert radii.min() >= 1.0 and radii.max() <= 50.0
+    # density r^-3 on [1, 50]: P(r < 2) = (1 - 1/4) / (1 - 1/2500), about 0.75
+    assert abs(np.mean(radii < 2.0) - 0.75) < 0.02
+
+
+def test_dead_leaves_texture_is_deterministic_in_range_and_varied(sources):
+    first = dl.dead_leaves_texture(SIZE, sources, np.random.default_rng(3))
+    again = dl.dead_leaves_texture(SIZE, sources, np.random.default_rng(3))
+    other = dl.dead_leaves_texture(SIZE, sources, np.random.default_rng(4))
+    assert first.shape == (*SIZE, 3) and first.dtype == np.float32
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert 0.0 <= first.min() and first.max() <= 1.0
+    assert first.std() > 0.05  # many leaves, not one flat colour
+
+
+def test_one_over_f_noise_has_the_asked_spectral_slope():
+    field = dl.one_over_f_noise((256, 256), 1.0, np.random.default_rng(0))
+    spectrum = np.abs(np.fft.rfft2(field))
+    frequency = np.hypot(*np.meshgrid(np.fft.fftfreq(256), np.fft.rfftfreq(256), indexing='ij'))
+    low = spectrum[(frequency > 0.02) & (frequency < 0.04)].mean()
+    high = spectrum[(frequency > 0.2) & (frequency < 0.4)].mean()
+    assert 6 < low / high < 14  # 1/f: ten times the frequency, a tenth of the amplitude
+
+
+def test_dead_leaves_probability_chooses_the_content(sources):
+    photos = sample(sources, content=sdp.ContentModel(dead_leaves_probability=0.0))
+    leaves = sample(sources, content=sdp.ContentModel(dead_leaves_probability=1.0))
+    assert not np.array_equal(photos.target, leaves.target)
+    again = sample(sources, content=sdp.ContentModel(dead_leaves_probability=1.0))
+    assert np.array_equal(leaves.left, again.left)
+
+
+# ---------------------------------------------------------------------------------------------------------- the PSF
+
+
+def centroid_x(psf):
+    x = np.arange(psf.shape[1]) - psf.shape[1] // 2
+    return float((psf.sum(axis=0) * x).sum())
+
+
+@pytest.mark.parametrize('strength', [1.0, 0.7, 0.4])
+def test_ramp_strength_keeps_the_psf_properties_and_scales_the_disparity(strength):
+    model = sdp.PsfModel(ramp_strength=strength)
+    left, right, combined = sdp.dual_pixel_psfs(6.0, model)
+    assert np.isclose(left.sum(), 1.0, atol=1e-5) and np.isclose(right.sum(), 1.0, atol=1e-5)
+    assert np.array_equal(right, left[:, ::-1])  # mirror symmetry
+    full_left, _, full_combined = sdp.dual_pixel_psfs(6.0, sdp.PsfModel())
+    assert np.allclose(combined, full_combined, atol=1e-6)  # the views always sum to the same combined PSF
+    assert np.isclose(centroid_x(left) / centroid_x(full_left), strength, rtol=0.03)
+    in_front_left, in_front_right, _ = sdp.dual_pixel_psfs(-6.0, model)
+    assert np.array_equal(in_front_left, right) and np.array_equal(in_front_right, left)  # sign flip across focus
+
+
+# ------------------------------------------------------------------------------------------------------ the scene
+
+
+def test_focus_on_foreground_puts_a_foreground_layer_in_focus(sources):
+    ranges = sdp.SceneRanges(focus_on_scene_probability=1.0, focus_on_foreground_probability=1.0)
+    for seed in range(5):
+        layers = sdp.random_scene(np.random.default_rng(seed), SIZE, sources, sdp.CameraModel(), ranges)
+        visible = [np.abs(layer.coc)[layer.mask >= 0.5].min() for layer in layers[1:] if (layer.mask >= 0.5).any()]
+        assert min(visible) < 1e-3
+
+
+# ------------------------------------------------------------------------------------------------- camera pipeline
+
+
+def test_linear_light_round_trips_and_changes_the_blur(sources):
+    pipeline = sdp.CameraPipeline(linear_light=True)
+    values = np.linspace(0, 1, 11, dtype=np.float32)
+    assert np.allclose(pipeline.to_display(pipeline.to_linear(values)), values, atol=1e-5)
+    display = sample(sources)
+    linear = sample(sources, pipeline=pipeline)
+    # the sharp image goes through and back (only soft mask edges composite differently in linear light)
+    assert np.median(np.abs(linear.target - display.target)) < 1e-4
+    assert np.abs(linear.left - display.left).max() > 0.01  # blur in linear light brightens highlights
+
+
+def test_eight_bits_and_jpeg_touch_the_inputs_not_the_target(sources):
+    clean = sample(sources)
+    eight = sample(sources, pipeline=sdp.CameraPipeline(bits=8))
+    for view in (eight.left, eight.right, eight.combined):
+        assert np.allclose(view * 255, np.round(view * 255), atol=1e-4)
+    assert np.abs(eight.left - clean.left).max() <= 0.5 / 255 + 1e-6
+    jpeg = sample(sources, pipeline=sdp.CameraPipeline(bits=8, jpeg_quality=(30, 30)))
+    assert np.abs(jpeg.left - clean.left).max() > 2 / 255
+    assert np.array_equal(jpeg.target, clean.target) and np.array_equal(eight.target, clean.target)
+    assert np.array_equal(jpeg.left, sample(sources, pipeline=sdp.CameraPipeline(bits=8, jpeg_quality=(30, 30))).left)
+
+
+def test_view_gain_gradient_brightens_the_views_towards_opposite_sides():
+    flat = np.full((32, 64, 3), 0.5, np.float32)
+    rendered = sdp.RenderedSample(flat, flat.copy(), flat.copy(), flat.copy(), np.zeros((32, 64), np.float32))
+    tilted = sdp.imbalance_views(rendered, 0.1)
+    ratio = tilted.left.mean(axis=(0, 2)) / tilted.right.mean(axis=(0, 2))
+    assert ratio[0] < 0.96 and ratio[-1] > 1.04 and np.all(np.diff(ratio) > 0)
+    assert np.allclose(tilted.combined, (tilted.left + tilted.right) / 2)
+
+
+def test_default_options_leave_earlier_samples_unchanged(sources):
+    """The new options are off by default, so a seed gives the same sample with or without them spelt out."""
+    default = sample(sources, seed=7)
+    spelt = sample(
+        sources, seed=7, content=sdp.ContentModel(), pipeline=sdp.CameraPipeline(), scene=sdp.SceneRanges()
+    )
+    assert np.array_equal(default.left, spelt.left) and np.array_equal(default.right, spelt.right)
+
+
+def test_settings_file_records_the_realism_options(tmp_path):
+    sdp.generate_dataset(
+        tmp_path,
+        count=1,
+        size=32,
+        content=sdp.ContentModel(dead_leaves_probability=0.5),
+        pipeline=sdp.CameraPipeline(linear_light=True, bits=8, jpeg_quality=(60, 95)),
+        psf_model=sdp.PsfModel(ramp_strength=0.7),
+        progress=False,
+    )
+    settings = json.loads((tmp_path / 'synthetic_dp.json').read_text())
+    assert settings['content']['dead_leaves_probability'] == 0.5
+    assert settings['pipeline'] == {
+        'linear_light': True,
+        'gamma': 2.2,
+        'view_gain_gradient': 0.0,
+        'bits': 8,
+        'jpeg_quality': [60, 95],
+    }
+    assert settings['psf']['ramp_strength'] == 0.7
+
+
+# ------------------------------------------------------------------------------------------ measuring real captures
+
+
+def test_horizontal_shift_finds_a_known_shift_and_its_sign():
+    rng = np.random.default_rng(0)
+    texture = np.repeat(rng.random(80)[None, :], 24, axis=0)
+    texture = np.cumsum(texture - 0.5, axis=1)  # smooth enough for a sub-pixel peak
+    left, right = texture[:, 10:66], texture[:, 7:63]  # right view's content 3 px further right
+    assert stats.horizontal_shift(left, right, 8) == pytest.approx(3.0, abs=0.2)
+    assert stats.horizontal_shift(right, left, 8) == pytest.approx(-3.0, abs=0.2)
+
+
+def test_disc_radius_of_a_known_blur_is_found():
+    rng = np.random.default_rng(1)
+    target = rng.random((96, 96))
+    combined = stats.disc_blurs(target)[stats.DISC_RADII.index(4.0)]
+    radius, error = stats.best_disc_radius(stats.disc_blurs(target), combined, (24, 24, 48))
+    assert radius == 4.0 and error < 1e-6
+
+
+def test_shift_against_blur_fits_the_slope_through_the_origin():
+    blocks = [stats.BlockMeasurement('a', 0, 0, 0.4 * r * (-1) ** i, r, 0.0) for i, r in enumerate([2.0, 4.0, 8.0])]
+    result = stats.shift_against_blur(blocks)
+    assert result['slope'] == pytest.approx(0.4) and result['blocks'] == 3
+    assert result['by_radius'][8.0] == (pytest.approx(3.2), 1)
