@@ -28,7 +28,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     packaged = package_checkpoint(args.checkpoint, args.output, args.param_key, args.note)
     size = os.path.getsize(args.output) / 2**20
-    print(f'wrote {args.output}: {len(packaged["params"])} tensors, {size:.1f} MiB, built with {packaged["built_with"]}')
+    print(
+        f'wrote {args.output}: {len(packaged["params"])} tensors, {size:.1f} MiB, built with {packaged["built_with"]}'
+    )
     return 0
 
 

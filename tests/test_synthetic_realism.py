@@ -129,9 +129,7 @@ def test_view_gain_gradient_brightens_the_views_towards_opposite_sides():
 def test_default_options_leave_earlier_samples_unchanged(sources):
     """The new options are off by default, so a seed gives the same sample with or without them spelt out."""
     default = sample(sources, seed=7)
-    spelt = sample(
-        sources, seed=7, content=sdp.ContentModel(), pipeline=sdp.CameraPipeline(), scene=sdp.SceneRanges()
-    )
+    spelt = sample(sources, seed=7, content=sdp.ContentModel(), pipeline=sdp.CameraPipeline(), scene=sdp.SceneRanges())
     assert np.array_equal(default.left, spelt.left) and np.array_equal(default.right, spelt.right)
 
 

@@ -120,3 +120,31 @@ def view_balance(views: dict, columns: int = 8) -> np.ndarray:
     left, right = grey(views['left']), grey(views['right'])
     strips = np.array_split(np.arange(left.shape[1]), columns)
     return np.array([left[:, s].mean() / max(right[:, s].mean(), 1e-9) for s in strips])
+
+
+def measure_folder(root) -> tuple[list, dict]:
+    """Block measurements of every scene of an ``inputL/ inputR/ inputC/ target/`` folder and each scene's
+    left/right brightness ratio per vertical strip."""
+    from dmtnet_arch.data.dual_pixel_io import VIEW_FOLDERS, list_pngs, read_image, to_float
+
+    measurements, balance = [], {}
+    for name in list_pngs(f'{root}/{VIEW_FOLDERS["left"]}'):
+        views = {view: to_float(read_image(f'{root}/{folder}/{name}')) for view, folder in VIEW_FOLDERS.items()}
+        measurements += measure_scene(name, views)
+        balance[name] = view_balance(views)
+    return measurements, balance
+
+
+def report_lines(measurements: list, balance: dict) -> list:
+    """What ``scripts/measure_dp_statistics.py`` prints: the slope, the median shift per radius, the imbalance."""
+    fit = shift_against_blur(measurements)
+    signed = np.mean([m.shift_px for m in measurements if m.blur_radius_px >= 1.0] or [0.0])
+    ratios = np.concatenate(list(balance.values()))
+    lines = [
+        f'{fit["blocks"]} textured blocks; view shift per px of disc radius (fit through 0): {fit["slope"]:.3f}; '
+        f'mean signed shift of blurred blocks {signed:+.2f} px (positive: right view content further right)',
+        f'left/right brightness ratio per strip: {ratios.min():.3f} to {ratios.max():.3f}',
+        'radius px | median |shift| px | blocks',
+    ]
+    lines += [f'{radius:9.1f} | {shift:16.2f} | {count}' for radius, (shift, count) in fit['by_radius'].items()]
+    return lines
