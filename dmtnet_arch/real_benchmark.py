@@ -173,3 +173,22 @@ def score_outputs(samples: list, outputs_dir) -> list:
         values = (*score(blurred, views['target']), *score(output, views['target']))
         scores.append(SceneScore(sample.name, *values, float('nan'), float('nan')))
     return scores
+
+
+def markdown_table(rows: list) -> str:
+    """A table of ``(label, mean SceneScore)`` rows: the blurred input once, then each model in both view orders."""
+    lines = [
+        '| model | PSNR (dB) | SSIM | gain (dB) | views swapped: PSNR / gain (dB) | order margin (dB) |',
+        '|---|---|---|---|---|---|',
+    ]
+    if rows:
+        first = rows[0][1]
+        lines.append(f'| blurred combined view | {first.psnr_blurred:.2f} | {first.ssim_blurred:.4f} | 0 | - | - |')
+    for label, mean in rows:
+        swapped = number_text(mean.psnr_swapped, 2)
+        swapped_cell = f'{swapped} / {number_text(mean.gain_swapped, 2, "+")}' if swapped else 'not run'
+        lines.append(
+            f'| {label} | {mean.psnr_output:.2f} | {mean.ssim_output:.4f} | {mean.gain:+.2f} | {swapped_cell} | '
+            f'{number_text(mean.order_margin, 2, "+") or "-"} |'
+        )
+    return '\n'.join(lines) + '\n'

@@ -3,9 +3,12 @@
     python scripts/real_benchmark.py --weights synthetic-T --input DIR [--csv scores.csv] [--outputs OUT]
     python scripts/real_benchmark.py -opt options/test_DMTNet_B.yml --weights W.pth --input datasets/DPDD
     python scripts/real_benchmark.py --reference DIR/dpdnet_pred --input DIR   # outputs made elsewhere
+    python scripts/real_benchmark.py --weights synthetic-T --weights W.pth --reference DIR/dpdnet_pred \
+        --input DIR --table table.md --csv-dir scores/                          # several: a table
 
 DIR is the DPDD layout (test_l/ test_r/ test_c/) or inputL/ inputR/ [inputC/] target/. Prints the blurred combined
-view's and the output's PSNR/SSIM, the gain in both view orders and the margin; --csv writes one row per scene.
+view's and the output's PSNR/SSIM, the gain in both view orders and the margin of each model; --csv-dir writes one
+CSV per model (a row per scene and their mean), --table a markdown table of all.
 """
 
 import argparse
@@ -17,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
+from dmtnet_arch.atomic_io import write_bytes_atomically  # noqa: E402
 from dmtnet_arch.inference import (  # noqa: E402
     Deblurrer,
     build_from_options,
@@ -26,6 +30,7 @@ from dmtnet_arch.inference import (  # noqa: E402
     weights_path,
 )
 from dmtnet_arch.real_benchmark import (  # noqa: E402
+    markdown_table,
     mean_score,
     run_benchmark,
     scenes_with_targets,
@@ -38,46 +43,64 @@ from dmtnet_arch.real_benchmark import (  # noqa: E402
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('-opt', '--opt', help="option file with network_g (default: the checkpoint's record)")
-    parser.add_argument('--weights', help='checkpoint file or built-in name (synthetic-T)')
+    parser.add_argument(
+        '--weights', action='append', default=[], help='checkpoint file or built-in name (synthetic-T); repeatable'
+    )
     parser.add_argument('--param-key', help='params or params_ema (default: params_ema when present, else params)')
-    parser.add_argument('--reference', help='score this folder of outputs (<scene>.png) instead of a network')
+    parser.add_argument(
+        '--reference', action='append', default=[], help='a folder of outputs made elsewhere (<scene>.png); repeatable'
+    )
     parser.add_argument('--input', required=True, help='real dual-pixel folder with targets')
     parser.add_argument('--split', default='test', help='DPDD split (default test)')
-    parser.add_argument('--csv', help='write per-scene scores and their mean here')
-    parser.add_argument('--outputs', help='write the outputs (given view order) here')
+    parser.add_argument('--csv-dir', help="write each model's per-scene scores and their mean here (<label>.csv)")
+    parser.add_argument('--table', help='write a markdown table of every model here')
+    parser.add_argument('--outputs', help="write each network's outputs (given view order) under here (<label>/)")
     parser.add_argument('--tile', type=int, help='tile size in pixels (default: whole image)')
     parser.add_argument('--tile-overlap', type=int, default=64, help='tile overlap in pixels (default 64)')
     parser.add_argument('--device', default='auto', help='auto (GPU if any), cpu, cuda, ...')
-    parser.add_argument('--label', help='name of the row in the summary (default: the weights)')
     return parser
 
 
-def network_scores(args, samples: list) -> list:
-    options = read_options(args.opt) if args.opt else options_from_checkpoint(args.weights)
-    weights = weights_path(options, args.weights, args.opt or '--weights')
-    net = build_from_options(options['network_g'], weights, args.param_key)
+def network_scores(args, weights: str, samples: list) -> list:
+    options = read_options(args.opt) if args.opt else options_from_checkpoint(weights)
+    net = build_from_options(options['network_g'], weights_path(options, weights, args.opt), args.param_key)
     deblurrer = Deblurrer(net, resolve_device(args.device), tile=args.tile, tile_overlap=args.tile_overlap)
+    outputs = Path(args.outputs) / row_label(weights) if args.outputs else None
     return run_benchmark(
         deblurrer,
         samples,
-        args.outputs,
+        outputs,
         progress=lambda s: print(f'  {s.name}: gain {s.gain:+.2f} dB, swapped {s.gain_swapped:+.2f} dB', flush=True),
     )
+
+
+def row_label(source: str) -> str:
+    """A model's name in the table and its file names: a built-in name, else the file or folder name."""
+    return Path(source).stem if Path(source).suffix else Path(source).name
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if bool(args.reference) == bool(args.opt or args.weights):
+    if not (args.weights or args.reference or args.opt):
         parser.error(
             'give --weights (and/or -opt) to run a network, or --reference DIR to score outputs made elsewhere'
         )
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     samples = scenes_with_targets(args.input, args.split)
-    scores = score_outputs(samples, args.reference) if args.reference else network_scores(args, samples)
-    if args.csv:
-        write_scores_csv(args.csv, scores)
-    print(summary_line(args.label or args.reference or args.weights or args.opt, mean_score(scores), len(scores)))
+    networks = args.weights or ([None] if args.opt else [])  # None: the option file's pretrain_network_g
+    runs = [(source, lambda s=source: network_scores(args, s, samples)) for source in networks]
+    runs += [(folder, lambda f=folder: score_outputs(samples, f)) for folder in args.reference]
+    rows = []
+    for source, run in runs:
+        label = row_label(source) if source else Path(args.opt).stem
+        scores = run()
+        if args.csv_dir:
+            write_scores_csv(Path(args.csv_dir) / f'{label}.csv', scores)
+        rows.append((label, mean_score(scores)))
+        print(summary_line(label, rows[-1][1], len(scores)), flush=True)
+    if args.table:
+        write_bytes_atomically(args.table, markdown_table(rows).encode())
     return 0
 
 

@@ -109,9 +109,13 @@ def test_command_writes_the_csv_with_a_checkpoint_s_own_record(scenes, tmp_path_
     spec = importlib.util.spec_from_file_location('real_benchmark_script', SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = folder / 'scores.csv'
-    argv = ['--weights', str(folder / 'net.pth'), '--input', str(scenes), '--csv', str(out), '--device', 'cpu']
-    assert module.main(argv) == 0
+    out = folder / 'net.csv'
+    argv = ['--weights', str(folder / 'net.pth'), '--input', str(scenes), '--csv-dir', str(folder), '--device', 'cpu']
+    table = folder / 'table.md'
+    assert module.main([*argv, '--reference', str(scenes / 'inputL'), '--table', str(table)]) == 0
     rows = list(csv.DictReader(out.read_text().splitlines()))
     assert [row['name'] for row in rows] == ['scene0', 'scene1', 'mean']
     assert all(row['psnr_swapped'] for row in rows)
+    lines = table.read_text().splitlines()
+    assert lines[2].startswith('| blurred combined view |') and lines[3].startswith('| net |')
+    assert lines[4].startswith('| inputL |') and 'not run' in lines[4]  # outputs made elsewhere: one order only
