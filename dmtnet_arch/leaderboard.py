@@ -67,14 +67,15 @@ def options_with_weights(option_file: str, run_root: str) -> tuple[str, bool, st
     """(option file to test, trained, weights description). Without trained weights (no
     ``path: pretrain_network_g``, or no such file) a copy of the option file under ``run_root/options`` asks for
     the initial weights explicitly (``allow_random_weights``), so the model still gets its other columns."""
+    from dmtnet_arch.checkpoint import describe_weights, resolve_weights
     from dmtnet_arch.option_check import read_option_file
     from dmtnet_arch.short_training import write_options
 
     opt = read_option_file(option_file)
     path = opt.get('path') or {}
     weights = path.get('pretrain_network_g')
-    if weights and Path(weights).is_file():
-        return option_file, True, str(weights)
+    if weights and Path(resolve_weights(weights)).is_file():
+        return option_file, True, describe_weights(weights)
     reason = f'untrained (no file {weights})' if weights else 'untrained (no path: pretrain_network_g)'
     opt['path'] = {**path, 'pretrain_network_g': None, 'allow_random_weights': True}
     return str(write_options(Path(run_root) / 'options' / Path(option_file).name, opt)), False, reason
