@@ -6,6 +6,7 @@ without it. :func:`apply` runs before basicsr's code (the start-up hook and ``dm
 basicsr at module level, so the start-up hook can load it before basicsr exists.
 """
 
+import atexit
 import os
 import os.path as osp
 import sys
@@ -53,6 +54,40 @@ def init_dist_pytorch_on_any_device(backend='nccl', **kwargs):
     else:
         backend = 'gloo'
     dist.init_process_group(backend=backend, **kwargs)
+    atexit.unregister(leave_process_group_at_exit)  # once, however often a process initialises
+    atexit.register(leave_process_group_at_exit)
+
+
+def leave_process_group(failed: bool = False):
+    """Broken: BasicSR's pipelines never destroy the process group they create, so each rank tears it down during
+    interpreter shutdown while its threads may still run; under load torchrun then sees "terminate called without
+    an active exception" and SIGABRT after "End of training", and reports a finished run as failed. Wait for every
+    rank (unless this one failed: the others would wait for it forever), then destroy the group. A no-op without
+    one."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if not failed:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def leave_process_group_at_exit():
+    """:func:`leave_process_group` at interpreter exit, for entries that do not call it themselves (the toolbox's
+    own ``basicsr/train.py``). Python sets ``sys.last_value`` when an uncaught exception ended the script."""
+    leave_process_group(failed=getattr(sys, 'last_value', None) is not None)
+
+
+def run_then_leave_process_group(pipeline, *args):
+    """``pipeline(*args)``, then :func:`leave_process_group`; used by the plugin's entries."""
+    try:
+        result = pipeline(*args)
+    except BaseException:
+        leave_process_group(failed=True)
+        raise
+    leave_process_group()
+    return result
 
 
 def resume_network_labels(opt: dict) -> list[str]:

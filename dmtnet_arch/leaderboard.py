@@ -442,4 +442,6 @@ def plot(rows: list[dict], published: bool, path: Path):
 
 
 if __name__ == '__main__':
-    main()
+    from dmtnet_arch import compat
+
+    compat.run_then_leave_process_group(main)
