@@ -267,7 +267,7 @@ def failing_pipeline(root):
 
 @pytest.mark.parametrize(
     'entry, fails',
-    [('plugin entry', False), ('plugin entry', True), ('toolbox script at exit', False), ('toolbox script at exit', True)],
+    [(entry, fails) for entry in ('plugin entry', 'toolbox script at exit') for fails in (False, True)],
 )
 def test_every_entry_leaves_the_process_group_after_a_barrier_unless_it_failed(tmp_path, monkeypatch, entry, fails):
     import torch.distributed as dist
