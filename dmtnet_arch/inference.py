@@ -33,6 +33,7 @@ from dmtnet_arch.data.dual_pixel_io import (
     DualPixelSample,
     bit_depth,
     check_views_match,
+    identical_views,
     pair_views_by_name,
     read_image,
     scene_name,
@@ -142,6 +143,9 @@ def read_input(sample: DualPixelSample, channels: int) -> InputPair:
     if channels == 3 and sample.combined:
         views[sample.combined] = read_image(sample.combined)
     check_views_match(views)
+    problem = identical_views(sample.left, sample.right, views[sample.left], views[sample.right])
+    if problem:
+        logger.warning(f'{sample.name}: {problem}; the output will be worse than with a real pair')
     left, right, *combined = (to_float(image) for image in views.values())
     if channels == 6:
         stacked, note = np.concatenate([left, right], axis=2), 'left and right views'

@@ -1,23 +1,36 @@
 """Never lose a user's data, never exit 0 on a wrong result (issue 17): inference refusing an output among its
 inputs or one it cannot write, a full disk named, and the other refusals of docs/errors.md, section 6."""
 
+import copy
 import errno
 import importlib.util
+import logging
 import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import test_training as helpers
 import torch
+from test_mistakes import refused, shipped
+from test_training import PYTHON, TEST_ENTRY, eval_options, last_line, make_data, run, write_yaml
 
 import dmtnet_arch  # noqa: F401  (registers the plugin)
 from dmtnet_arch import atomic_io, inference
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
+from dmtnet_arch.archs.dpdnet_arch import DPDNet
+from dmtnet_arch.archs.restormer_arch import Restormer
 from dmtnet_arch.atomic_io import write_image
+from dmtnet_arch.checkpoint import RECORD_KEY, load_network_weights, network_record
+from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
+from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_mae, calculate_dp_psnr, calculate_dp_ssim
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / 'scripts' / 'inference.py'
-TINY = {'variant': 'T', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'embed_dim': 24}
+new_name = helpers.new_name  # the fixture: unique experiment names, outputs removed afterwards
+TINY = {'variant': 'T', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'embed_dim': 24}  # = test_training's
 
 
 def load_inference_script():
@@ -34,8 +47,6 @@ def random_rgb(seed: int, height: int = 16, width: int = 24) -> np.ndarray:
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory) -> Path:
     """A tiny DMTNet-T checkpoint with its record (built_with), as training writes it."""
-    from dmtnet_arch.checkpoint import RECORD_KEY, network_record
-
     torch.manual_seed(0)
     net = DMTNet(**TINY)
     path = tmp_path_factory.mktemp('weights') / 'net.pth'
@@ -156,3 +167,124 @@ def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch, writer)
             atomic_io.save_torch_atomically({'params': {'w': torch.zeros(4096)}}, target)
     assert full.value.errno == errno.ENOSPC
     assert not target.exists() and not os.path.lexists(link)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# item 2: identical left and right views
+
+
+def test_identical_views_are_an_error_in_datasets_and_a_named_warning_in_inference(tmp_path, checkpoint, caplog):
+    data = make_data(tmp_path / 'data', 2)
+    shutil.copy(data / 'inputL' / '001.png', data / 'inputR' / '001.png')  # one view copied over the other
+    opt = {**eval_options('identical', data, None)['datasets']['test_1'], 'phase': 'test'}
+    dataset = DualPixelDataset(opt)
+    assert dataset[0]['lq'].shape[0] == 6  # the intact pair still reads
+    with pytest.raises(ValueError, match='identical, pixel for pixel') as error:
+        dataset[1]
+    for text in (str(data / 'inputL' / '001.png'), str(data / 'inputR' / '001.png'), 'dataroot_lqL and dataroot_lqR'):
+        assert text in str(error.value)
+
+    script = load_inference_script()
+    argv = ['--weights', str(checkpoint), '--left', str(data / 'inputL'), '--right', str(data / 'inputR')]
+    with caplog.at_level(logging.WARNING, logger='dmtnet_arch.inference'):
+        assert script.main([*argv, '--output', str(tmp_path / 'out'), '--quiet', '--device', 'cpu']) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith('001: the left view') and 'identical' in warnings[0]
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['000.png', '001.png']
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# item 3: a non-strict load that fills nothing, and a peer's checkpoint named
+
+
+def peer_checkpoint(folder: Path, peer: str, record: bool) -> Path:
+    net = {'Restormer': lambda: Restormer(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 1, 1, 1)),
+           'DPDNet': lambda: DPDNet(base_channels=4)}[peer]()  # fmt: skip
+    path = folder / f'{peer}.pth'
+    saved = {'params': net.state_dict(), RECORD_KEY: network_record(net)} if record else net.state_dict()
+    torch.save(saved, path)
+    return path
+
+
+@pytest.mark.parametrize(('peer', 'record'), [('Restormer', True), ('DPDNet', False)])
+def test_non_strict_load_of_another_architecture_stops_the_test_entry(tmp_path, new_name, peer, record):
+    weights = peer_checkpoint(tmp_path, peer, record)
+    opt = eval_options(new_name('nonstrict'), make_data(tmp_path / 'data', 2), weights)
+    opt['path']['strict_load_g'] = False
+    result = run([PYTHON, TEST_ENTRY, '-opt', write_yaml(tmp_path / 'test.yml', opt)], tmp_path)
+    assert result.returncode != 0
+    message = last_line(result.stderr)
+    assert f'{weights}: strict_load is false, but only 0 of the network' in message
+    assert f'checkpoint is {peer}, network is DMTNet-T' in message
+
+
+@pytest.mark.parametrize('peer', ['Restormer', 'DPDNet'])
+def test_a_peers_checkpoint_given_to_dmtnet_names_the_peer(tmp_path, peer):
+    weights = peer_checkpoint(tmp_path, peer, record=False)
+    net = DMTNet(**TINY)
+    with pytest.raises(ValueError, match=f'{weights}: the checkpoint does not fit the network: checkpoint is {peer}, '):
+        load_network_weights(net, str(weights))
+    bigger = DMTNet(**{**TINY, 'variant': 'S', 'num_rbm': 1, 'num_rm': 1, 'rgm_channels': 8})
+    load_network_weights(bigger, str(checkpoint_of(net, tmp_path)), strict=False)  # a smaller variant: allowed
+    for key, value in net.state_dict().items():
+        assert torch.equal(bigger.state_dict()[key], value)
+
+
+def checkpoint_of(net: torch.nn.Module, folder: Path) -> Path:
+    path = folder / 'own.pth'
+    torch.save({'params': net.state_dict()}, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# items 4 and 6: ema_decay in [0, 1), schedules that cover total_iter
+
+
+@pytest.mark.parametrize('decay', [1.0, 1.5, -0.1])
+def test_ema_decay_must_be_in_zero_to_one(decay):
+    opt = shipped('train_DMTNet_synthetic.yml')
+    opt['train']['ema_decay'] = decay
+    refused(opt, f'train: ema_decay must be at least 0 and below 1, got {decay}')
+
+
+@pytest.mark.parametrize(
+    ('scheduler', 'fragments'),
+    [
+        ({'type': 'CosineAnnealingRestartLR', 'periods': [4000], 'restart_weights': [1]},
+         ['periods [4000] sum to 4000 iterations, fewer than train: total_iter 6000', 'TypeError at iteration 4001',
+          'lengthen the last period by 2000']),
+        ({'type': 'CosineAnnealingRestartCyclicLR', 'periods': [2000, 3000], 'restart_weights': [1, 1],
+          'eta_mins': [3e-4, 1e-6]},
+         ['periods [2000, 3000] sum to 5000', 'the last 1000 iterations would run at the floor eta_mins[-1]']),
+        ({'type': 'CosineAnnealingRestartLR', 'periods': [3000, 3000], 'restart_weights': [1]},
+         ['train: scheduler: restart_weights has 1 entries but periods has 2']),
+    ],
+)  # fmt: skip
+def test_schedules_must_cover_total_iter(scheduler, fragments):
+    opt = shipped('train_DMTNet_synthetic.yml')
+    opt['train']['scheduler'] = copy.deepcopy(scheduler)
+    refused(opt, *fragments)
+    opt['train']['total_iter'] = sum(scheduler['periods'])
+    if len(scheduler['restart_weights']) == len(scheduler['periods']):
+        from dmtnet_arch.option_check import check_options
+
+        check_options(opt)  # periods that cover the run pass
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# item 8: float images on another scale than [0, 1]
+
+
+@pytest.mark.parametrize(
+    ('metric', 'scale', 'which'),
+    [(calculate_dp_psnr, 255.0, 'img (the output)'), (calculate_dp_ssim, -1.0, 'img2 (the target)'),
+     (calculate_dp_mae, 255.0, 'img2 (the target)')],
+)  # fmt: skip
+def test_metrics_refuse_float_images_outside_zero_one(metric, scale, which):
+    rng = np.random.default_rng(0)
+    good, bad = rng.random((16, 16, 3)), rng.random((16, 16, 3)) * scale
+    pair = (bad, good) if which.startswith('img ') else (good, bad)
+    with pytest.raises(ValueError, match=rf'{metric.__name__}: {re.escape(which)} is a float image'):
+        metric(*pair)
+    overshoot = np.clip(good * 1.02 - 0.01, -0.01, 1.01)  # a network's small overshoot: clamped, scored
+    assert np.isfinite(metric(overshoot, good))

@@ -11,6 +11,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from dmtnet_arch.data.dual_pixel_io import (
     check_views_match,
     decode_image,
+    identical_views,
     load_categories,
     pair_dpdd_layout,
     pair_folder_layout,
@@ -126,9 +127,20 @@ class DualPixelDataset(torch.utils.data.Dataset):
             for view, where in locations.items()
         }
         check_views_match({self.describe(view, locations[view]): image for view, image in images.items()})
+        self.check_views_differ(images, locations)
         if self.bit_depth == 8:
             images = {view: reduce_to_8bit(image) for view, image in images.items()}
         return images
+
+    def check_views_differ(self, images: dict, locations: dict):
+        """Identical left and right views are an error naming both and the options that point at them."""
+        problem = identical_views(
+            self.describe('left', locations['left']), self.describe('right', locations['right']),
+            images['left'], images['right'],
+        )  # fmt: skip
+        if problem:
+            where = 'dataroot_dpdd' if self.opt.get('dataroot_dpdd') else 'dataroot_lqL and dataroot_lqR'
+            raise ValueError(f'DualPixelDataset ({self.opt.get("name")}): {problem}. Check {where}.')
 
     def read_bytes(self, view: str, where: str) -> bytes:
         """Raw bytes of one view: a file on disk or a key of that view's LMDB."""

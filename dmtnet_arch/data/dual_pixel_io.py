@@ -99,6 +99,17 @@ def check_views_match(images: dict):
             raise ValueError(f'views differ in size: {first_name} is {size_text(first)}, {name} is {size_text(image)}')
 
 
+def identical_views(left_name: str, right_name: str, left: np.ndarray, right: np.ndarray) -> str | None:
+    """Why a pair's views are unusable when they are identical pixel for pixel (the same file twice, or one view
+    copied over the other): with no disparity between them the network runs, and scores worse. None otherwise."""
+    if left.shape != right.shape or not np.array_equal(left, right):
+        return None
+    return (
+        f'the left view {left_name} and the right view {right_name} are identical, pixel for pixel (the same image '
+        'given twice, or one view copied over the other): there is no dual-pixel disparity to use'
+    )
+
+
 def bit_depth(image: np.ndarray) -> int:
     """Bits per channel of an integer image."""
     return image.dtype.itemsize * 8

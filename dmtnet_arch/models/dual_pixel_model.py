@@ -127,7 +127,7 @@ class DualPixelModel(SRModel):
     # (optim_*, scheduler, *_opt, metrics) are checked against what their type takes. A subclass adds its own keys.
     option_schema = {
         'train': {
-            'ema_decay': Option(float, minimum=0),
+            'ema_decay': Option(float, minimum=0, below=1),  # 1: the EMA never moves; above: it diverges
             'optim_g': Option(dict, nullable=False),
             'scheduler': Option(dict),
             'total_iter': Option(int, nullable=False, minimum=1),
@@ -295,8 +295,9 @@ class DualPixelModel(SRModel):
         return osp.join(visualization, dataset_name, f'{img_name}_{suffix}.png')
 
     def image_metrics(self, metric_opts: dict) -> dict[str, float]:
-        """Every configured metric on the float output (clamped inside the metric) against the float target."""
-        data = {'img': self.output[0], 'img2': self.gt[0]}
+        """Every configured metric on the float output, clamped to [0, 1] (the metrics refuse floats far outside it,
+        and a network may overshoot by any amount), against the float target."""
+        data = {'img': self.output[0].clamp(0, 1), 'img2': self.gt[0]}
         return {name: calculate_metric(data, opt) for name, opt in metric_opts.items()}
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
