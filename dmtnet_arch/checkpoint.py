@@ -85,7 +85,7 @@ def load_network_weights(
     checkpoint's record of what built it must match ``net`` (its ``build_options``, or ``network_opt``)."""
     checkpoint = read_checkpoint(path)
     key, state = network_state(checkpoint, path, param_key)
-    load_state(net, state, path, checkpoint.get(RECORD_KEY), network_opt, strict)
+    load_state(net, state, path, checkpoint_record(checkpoint, path), network_opt, strict)
     return key or 'state dict'
 
 
@@ -113,6 +113,22 @@ def read_training_state(path: str) -> dict:
 
 RECORD_KEY = 'built_with'
 PLAIN_VALUES = (type(None), bool, int, float, str)
+
+
+def checkpoint_record(checkpoint: dict, path: str) -> dict | None:
+    """The checkpoint's ``built_with`` record, None when it has none; one that is not ``{'type': str, 'options':
+    dict, ...}`` (edited by hand, written by another tool) is an error naming the file."""
+    record = checkpoint.get(RECORD_KEY)
+    if record is None:
+        return None
+    if not (
+        isinstance(record, dict) and isinstance(record.get('type'), str) and isinstance(record.get('options'), dict)
+    ):
+        raise ValueError(
+            f"{path}: malformed {RECORD_KEY} record {record!r:.200}: expected {{'type': <network name>, 'options': "
+            f'{{...}}}}. Remove the {RECORD_KEY} entry to load the file unchecked, or re-save it with this plugin.'
+        )
+    return record
 
 
 def plain_value(value):
@@ -371,7 +387,7 @@ def build_network_from_checkpoint(network_opt: dict, path: str, param_key: str |
     from basicsr.archs import build_network
 
     checkpoint = read_checkpoint(path)
-    record = checkpoint.get(RECORD_KEY)
+    record = checkpoint_record(checkpoint, path)
     net = build_network(reconcile_options(network_opt, record, path, strict=strict))
     _, state = network_state(checkpoint, path, param_key)
     load_state(net, state, path, record, network_opt, strict)
@@ -388,7 +404,7 @@ def adopt_checkpoint_options(opt: dict):
         if path:
             path = path_opt[f'pretrain_network_{label}'] = resolve_weights(path)
         if path and osp.isfile(path):
-            record = read_checkpoint(path, mmap=True).get(RECORD_KEY)  # the record only: no full read
+            record = checkpoint_record(read_checkpoint(path, mmap=True), path)  # the record only: no full read
             strict = path_opt.get(f'strict_load_{label}', True) is not False
             opt[key].update(reconcile_options(opt[key], record, path, key, strict))
 
@@ -405,7 +421,7 @@ def package_checkpoint(source: str, destination: str, param_key: str | None = No
     from dmtnet_arch.atomic_io import save_torch_atomically
 
     checkpoint = read_checkpoint(source)
-    record = checkpoint.get(RECORD_KEY)
+    record = checkpoint_record(checkpoint, source)
     if record is None:
         raise ValueError(f'{source}: no {RECORD_KEY} record: a packaged checkpoint must say what network it holds')
     key, state = network_state(checkpoint, source, param_key)

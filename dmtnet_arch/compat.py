@@ -272,7 +272,7 @@ def load_network_checked(self, net, load_path, strict=True, param_key='params'):
     import torch
     from basicsr.utils import get_root_logger
 
-    from dmtnet_arch.checkpoint import RECORD_KEY, load_state, network_state, read_checkpoint
+    from dmtnet_arch.checkpoint import checkpoint_record, load_state, network_state, read_checkpoint
 
     logger = get_root_logger()
     bare = self.get_bare_model(net)
@@ -292,7 +292,7 @@ def load_network_checked(self, net, load_path, strict=True, param_key='params'):
         ),
         None,
     )
-    load_state(bare, state, load_path, checkpoint.get(RECORD_KEY), network_opt, strict)
+    load_state(bare, state, load_path, checkpoint_record(checkpoint, load_path), network_opt, strict)
 
 
 def adopt_checkpoint_options_first(init):

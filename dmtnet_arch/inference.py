@@ -23,8 +23,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dmtnet_arch.atomic_io import DISK_FULL_ERRNOS, temporary_name, write_bytes_atomically, write_image
 from dmtnet_arch.checkpoint import (
-    RECORD_KEY,
     build_network_from_checkpoint,
+    checkpoint_record,
     describe_weights,
     read_checkpoint,
     resolve_weights,
@@ -78,8 +78,8 @@ def weights_path(options: dict, weights: str | None, option_file) -> str:
 
 def options_from_checkpoint(weights: str) -> dict:
     """Options with the ``network_g`` a checkpoint's ``built_with`` record describes, for a run without ``-opt``."""
-    record = read_checkpoint(weights, mmap=True).get(RECORD_KEY)
-    if not isinstance(record, dict) or not isinstance(record.get('type'), str):
+    record = checkpoint_record(read_checkpoint(weights, mmap=True), resolve_weights(weights))
+    if record is None:
         raise ValueError(
             f'{resolve_weights(weights)}: the checkpoint does not record what network it holds (no built_with); '
             'pass -opt with its network_g'

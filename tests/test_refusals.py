@@ -288,3 +288,92 @@ def test_metrics_refuse_float_images_outside_zero_one(metric, scale, which):
         metric(*pair)
     overshoot = np.clip(good * 1.02 - 0.01, -0.01, 1.01)  # a network's small overshoot: clamped, scored
     assert np.isfinite(metric(overshoot, good))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# raw or misleading messages: each names the file or option at fault
+
+
+@pytest.mark.parametrize('layout', ['view folders', 'dpdd'])
+def test_home_is_expanded_in_every_dataset_path(tmp_path, monkeypatch, layout):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    if layout == 'view folders':
+        make_data(tmp_path / 'data', 1)
+        roots = {key: f'~/data/{folder}' for key, folder in
+                 (('dataroot_lqL', 'inputL'), ('dataroot_lqR', 'inputR'), ('dataroot_gt', 'target'))}  # fmt: skip
+    else:
+        for seed, (folder, name) in enumerate(
+            (('test_l/source', 's_L'), ('test_r/source', 's_R'), ('test_c/target', 's'))
+        ):
+            write_image(tmp_path / 'DPDD' / folder / f'{name}.png', random_rgb(seed))
+        roots = {'dataroot_dpdd': '~/DPDD', 'split': 'test'}
+    (tmp_path / 'categories.txt').write_text('images 1\nindoor 0\n')
+    opt = {'name': 'home', 'type': 'DualPixelDataset', 'phase': 'test', 'category_file': '~/categories.txt', **roots}
+    item = DualPixelDataset(opt)[0]
+    assert item['lq_path'].startswith(str(tmp_path)) and item['category'] == 'indoor'
+
+
+@pytest.mark.parametrize('listed', [['nonsense'], ['a', 'b', 'garbage_1', 'garbage_2']])
+def test_a_meta_info_file_listing_other_keys_is_blamed_not_the_left_lmdb(tmp_path, listed):
+    from test_dual_pixel_dataset import folder_opt, make_folder_layout, make_lmdbs
+
+    root = make_folder_layout(tmp_path / 'dp')
+    meta_info = tmp_path / 'meta_info.txt'
+    meta_info.write_text(''.join(f'{key}.png (16,24,3) 1\n' for key in listed))
+    opt = {**folder_opt(root), **make_lmdbs(root), 'meta_info_file': str(meta_info)}
+    with pytest.raises(ValueError, match=f'^{re.escape(str(meta_info))}: lists key') as error:
+        DualPixelDataset(opt)
+    assert f'the target LMDB {root / "gt.lmdb"} does not hold' in str(error.value)
+    assert 'lqL.lmdb' not in str(error.value)
+
+
+@pytest.mark.parametrize(('height', 'width'), [(5, 20), (20, 6)])
+def test_ssim_on_an_image_smaller_than_its_window_names_the_metric_and_the_file(height, width):
+    import types
+
+    from dmtnet_arch.models.dual_pixel_model import DualPixelModel
+
+    small = np.random.default_rng(0).random((height, width, 3))
+    message = f'calculate_dp_ssim: the image is {width} x {height} pixels, smaller than the 7 x 7 window'
+    with pytest.raises(ValueError, match=message):
+        calculate_dp_ssim(small, small)
+    model = types.SimpleNamespace(image_metrics=lambda opts: {'ssim': calculate_dp_ssim(small, small)})
+    with pytest.raises(ValueError, match=f'^in/small_L.png: {message}'):
+        DualPixelModel.scored(model, {}, {'lq_path': ['in/small_L.png']})
+
+
+@pytest.mark.parametrize('splits', [['train'], ['train', 'val']])
+def test_a_dpdd_root_without_the_split_suggests_split(tmp_path, splits):
+    from dmtnet_arch.data.dual_pixel_io import find_input_pairs
+
+    for split in splits:
+        write_image(tmp_path / f'DPDD/{split}_l/source/s_L.png', random_rgb(1))
+        write_image(tmp_path / f'DPDD/{split}_r/source/s_R.png', random_rgb(2))
+    with pytest.raises(FileNotFoundError, match=rf"without a 'test' split .*it has {', '.join(splits)}: pass --split"):
+        find_input_pairs(tmp_path / 'DPDD', 'test')
+
+
+@pytest.mark.parametrize(
+    ('flags', 'message'),
+    [(['--height', '0', '--width', '64'], '--height must be a positive number of pixels, got 0'),
+     (['--height', '64', '--width', '-3'], '--width must be a positive number of pixels, got -3'),
+     (['--opset', '16'], '--opset must be at least 17')],
+)  # fmt: skip
+def test_export_onnx_names_a_bad_size_or_opset_before_building(tmp_path, flags, message):
+    spec = importlib.util.spec_from_file_location('export_onnx_refusals', REPO / 'scripts' / 'export_onnx.py')
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = ['-opt', str(tmp_path / 'absent.yml'), '--output', str(tmp_path / 'm.onnx'), *flags]
+    with pytest.raises(ValueError, match=re.escape(message)):  # before the (absent) option file is read
+        script.main(argv)
+
+
+@pytest.mark.parametrize('record', ['DMTNet-T', {'type': 'DMTNet'}, {'type': 7, 'options': {}}])
+def test_a_malformed_built_with_record_names_the_file(tmp_path, record):
+    net = DMTNet(**TINY)
+    path = tmp_path / 'edited.pth'
+    torch.save({'params': net.state_dict(), RECORD_KEY: record}, path)
+    with pytest.raises(ValueError, match=f'^{re.escape(str(path))}: malformed built_with record'):
+        load_network_weights(net, str(path))
+    with pytest.raises(ValueError, match=f'^{re.escape(str(path))}: malformed built_with record'):
+        inference.options_from_checkpoint(str(path))

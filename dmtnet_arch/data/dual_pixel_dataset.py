@@ -1,5 +1,6 @@
 """BasicSR dataset of dual-pixel scenes: left and right views in, the all-in-focus target out (see docs/data.md)."""
 
+import os
 import random
 import warnings
 
@@ -22,6 +23,7 @@ from dmtnet_arch.data.dual_pixel_io import (
 from dmtnet_arch.option_check import Option
 
 ROOT_OPTIONS = {'left': 'dataroot_lqL', 'right': 'dataroot_lqR', 'target': 'dataroot_gt', 'combined': 'dataroot_lqC'}
+PATH_OPTIONS = (*ROOT_OPTIONS.values(), 'dataroot_dpdd', 'meta_info_file', 'category_file')
 ROTATION_WARNING = (
     'use_rot is on: a 90-degree rotation turns the horizontal dual-pixel disparity vertical, which real DP images '
     'never show; train with it only on purpose'
@@ -51,6 +53,9 @@ class DualPixelDataset(torch.utils.data.Dataset):
 
     def __init__(self, opt: dict):
         super().__init__()
+        for key in PATH_OPTIONS:  # BasicSR's parse_options expands ~ in dataroot_gt only
+            if isinstance(opt.get(key), str):
+                opt[key] = os.path.expanduser(opt[key])
         self.opt = opt
         self.io_options = dict(opt.get('io_backend', {'type': 'disk'}))
         self.backend = self.io_options.pop('type', 'disk')

@@ -327,6 +327,12 @@ def find_input_pairs(root, split: str = 'test') -> tuple[str, list, list]:
     if dpdd['left'][0].is_dir():
         combined = dpdd['combined'][0] if dpdd['combined'][0].is_dir() else None
         return f'DPDD ({split} split)', *pair_views_by_name(dpdd['left'][0], dpdd['right'][0], combined)
+    other_splits = sorted(path.parent.name[: -len('_l')] for path in root.glob('*_l/source') if path.is_dir())
+    if other_splits:
+        raise FileNotFoundError(
+            f'{root}: a DPDD layout without a {split!r} split ({split}_l/source); it has '
+            f'{", ".join(other_splits)}: pass --split {other_splits[0]}'
+        )
     folders = {view: root / name for view, name in VIEW_FOLDERS.items()}
     if folders['left'].is_dir():
         combined = folders['combined'] if folders['combined'].is_dir() else None
@@ -351,9 +357,11 @@ def read_meta_info_keys(meta_info_file) -> list:
 
 def pair_lmdb_layout(lmdb_paths: dict, meta_info_file=None, filename_tmpl: str = '{}') -> list:
     """Pair per-view LMDBs (``{view: path}``) by key; sorted target keys from ``meta_info_file`` or the target LMDB."""
-    target_keys = sorted(read_meta_info_keys(meta_info_file or Path(lmdb_paths['target']) / 'meta_info.txt'))
+    meta_info_file = meta_info_file or Path(lmdb_paths['target']) / 'meta_info.txt'
+    target_keys = sorted(read_meta_info_keys(meta_info_file))
     keys = {view: [filename_tmpl.format(key) for key in target_keys] for view in lmdb_paths if view != 'target'}
     keys['target'] = target_keys
+    check_keys_in_lmdb(target_keys, lmdb_paths['target'], listed_by=meta_info_file)
     for view, lmdb_path in lmdb_paths.items():
         check_keys_in_lmdb(keys[view], lmdb_path)
     return [
@@ -389,12 +397,18 @@ def check_lmdb_data_file(lmdb_path):
         raise ValueError(f'{data}: LMDB file is truncated ({size} bytes, its index needs {needed}); rebuild it')
 
 
-def check_keys_in_lmdb(keys: list, lmdb_path):
-    """Every key must be listed in the LMDB's own meta_info.txt; the error names the key and the LMDB. Its data file
-    is checked to be complete first."""
+def check_keys_in_lmdb(keys: list, lmdb_path, listed_by=None):
+    """Every key must be listed in the LMDB's own meta_info.txt; the error names the key and the LMDB, and blames
+    ``listed_by`` (the meta_info file the keys were read from) when given. Its data file is checked to be complete
+    first."""
     check_lmdb_data_file(lmdb_path)
     available = set(read_meta_info_keys(Path(lmdb_path) / 'meta_info.txt'))
     missing = [key for key in keys if key not in available]
+    if missing and listed_by is not None:
+        raise ValueError(
+            f'{listed_by}: lists key {missing[0]!r} ({len(missing)} keys in all) that the target LMDB {lmdb_path} '
+            'does not hold: is it the meta_info file of these LMDBs?'
+        )
     if missing:
         raise ValueError(f'key {missing[0]!r} is not in {lmdb_path} ({len(missing)} keys missing in all)')
 

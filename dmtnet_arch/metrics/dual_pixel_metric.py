@@ -15,6 +15,7 @@ from skimage.metrics import structural_similarity
 from dmtnet_arch.data.dual_pixel_io import SCALE_BY_DTYPE
 
 PROTOCOL_LEVELS = {'16bit': 65535, '8bit': 255, 'float': None}
+SSIM_WINDOW = 7  # scikit-image's default win_size
 
 
 # How far a float image may stray outside [0, 1] (a network's overshoot, clamped here) before it is refused as an
@@ -99,6 +100,11 @@ def calculate_dp_psnr(img, img2, protocol: str = '16bit', **kwargs) -> float:
 def calculate_dp_ssim(img, img2, protocol: str = '16bit', **kwargs) -> float:
     """scikit-image SSIM with data_range 1 over the RGB image (channel_axis -1)."""
     a, b = prepare_pair(img, img2, protocol, kwargs, 'calculate_dp_ssim')
+    if min(a.shape[:2]) < SSIM_WINDOW:
+        raise ValueError(
+            f'calculate_dp_ssim: the image is {a.shape[1]} x {a.shape[0]} pixels, smaller than the {SSIM_WINDOW} x '
+            f'{SSIM_WINDOW} window SSIM slides over it; score images of at least {SSIM_WINDOW} pixels a side'
+        )
     return float(structural_similarity(a, b, data_range=1.0, channel_axis=-1))
 
 

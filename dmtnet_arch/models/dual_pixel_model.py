@@ -300,6 +300,15 @@ class DualPixelModel(SRModel):
         data = {'img': self.output[0].clamp(0, 1), 'img2': self.gt[0]}
         return {name: calculate_metric(data, opt) for name, opt in metric_opts.items()}
 
+    def scored(self, metric_opts: dict, val_data: dict) -> dict[str, float]:
+        """:meth:`image_metrics`, with a metric's refusal (an image smaller than SSIM's window, say) naming the
+        image's file."""
+        try:
+            return self.image_metrics(metric_opts)
+        except ValueError as error:
+            source = val_data['lq_path'][0] if 'lq_path' in val_data else val_data.get('name', ['image'])[0]
+            raise ValueError(f'{source}: {error}') from error
+
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         self.evaluate(dataloader, current_iter, tb_logger, save_img)
 
@@ -358,7 +367,7 @@ class DualPixelModel(SRModel):
                 outcome['image'] = (path, png16_bytes(self.output[0], path))
             if metric_opts and hasattr(self, 'gt'):
                 category = val_data['category'][0] if 'category' in val_data else ''
-                outcome['record'] = {'image': img_name, 'category': category, **self.image_metrics(metric_opts)}
+                outcome['record'] = {'image': img_name, 'category': category, **self.scored(metric_opts, val_data)}
             return outcome, None
         except Exception as error:  # sent to rank 0, then raised on every rank
             outcome['error'] = describe(error)
