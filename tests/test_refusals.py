@@ -46,8 +46,9 @@ def random_rgb(seed: int, height: int = 16, width: int = 24) -> np.ndarray:
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory) -> Path:
-    """A tiny DMTNet-T checkpoint with its record (built_with), as training writes it."""
-    torch.manual_seed(0)
+    """A tiny DMTNet-T checkpoint with its record (built_with), as training writes it; not the initial weights of
+    manual_seed 0."""
+    torch.manual_seed(1)
     net = DMTNet(**TINY)
     path = tmp_path_factory.mktemp('weights') / 'net.pth'
     torch.save({'params': net.state_dict(), RECORD_KEY: network_record(net, None)}, path)
@@ -377,3 +378,43 @@ def test_a_malformed_built_with_record_names_the_file(tmp_path, record):
         load_network_weights(net, str(path))
     with pytest.raises(ValueError, match=f'^{re.escape(str(path))}: malformed built_with record'):
         inference.options_from_checkpoint(str(path))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# item 9: leaderboard rows labelled by option file, results kept per row, a failure's own message
+
+
+def test_leaderboard_keeps_two_option_files_of_one_network_and_name_apart(tmp_path, checkpoint):
+    from dmtnet_arch.leaderboard import run_leaderboard
+
+    data = make_data(tmp_path / 'data', 2)
+    files = []
+    for folder, weights in (('a', checkpoint), ('b', None)):
+        opt = eval_options('same_name', data, weights)
+        opt['path']['allow_random_weights'] = weights is None
+        (tmp_path / folder).mkdir()
+        files.append(write_yaml(tmp_path / folder / 'test.yml', opt))
+    broken = eval_options('broken', data, checkpoint)
+    broken['datasets']['test_1']['dataroot_gt'] = str(tmp_path / 'no_such_folder')
+    files.append(write_yaml(tmp_path / 'broken.yml', broken))
+    table = run_leaderboard(files, tmp_path / 'out')
+    assert [row['model'] for row in table] == [f'DMTNet-T ({files[0]})', f'DMTNet-T ({files[1]})', 'broken']
+    assert table[0]['weights'] == str(checkpoint) and table[1]['weights'].startswith('untrained')
+    assert table[0]['combined PSNR'] != table[1]['combined PSNR'].removesuffix(' (untrained)')
+    for folder in ('01_test', '02_test'):  # each row's per-image results kept, none archived
+        assert (tmp_path / 'out/runs' / folder / 'results/same_name/metrics_tiny_test.csv').is_file()
+    assert not list((tmp_path / 'out/runs').rglob('*_archived_*'))
+    assert table[2]['weights'].startswith('failed: ') and 'no_such_folder' in table[2]['weights']
+
+
+@pytest.mark.parametrize(
+    ('stderr', 'reason'),
+    [('Traceback (most recent call last):\n  File "x.py"\nValueError: x.png: bad\nTesting:  50%|#####     | 1/2\r',
+      'ValueError: x.png: bad'),
+     ('EvaluationError: Evaluating tiny failed\n\rTesting: 100%|##########| 2/2\r\n',
+      'EvaluationError: Evaluating tiny failed')],
+)  # fmt: skip
+def test_a_failed_leaderboard_row_shows_the_exception_not_a_progress_bar(stderr, reason):
+    from dmtnet_arch.leaderboard import failure_reason
+
+    assert failure_reason(stderr) == reason
