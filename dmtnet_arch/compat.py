@@ -154,8 +154,86 @@ def load_resume_state_from_root(opt: dict):
     if found is None:
         return None
     opt['path']['resume_state'], resume_state = found
+    check_resuming_this_run(opt, resume_state, opt['path']['resume_state'])
     check_resume(opt, resume_state['iter'])
     return resume_state
+
+
+# Dataset options that choose the training data: a resumed run must read the same data.
+RUN_DATA_KEYS = (
+    'dataroot_lqL', 'dataroot_lqR', 'dataroot_gt', 'dataroot_lqC', 'dataroot_dpdd', 'split', 'meta_info_file',
+    'filename_tmpl',
+)  # fmt: skip
+
+
+def run_options(opt: dict) -> dict:
+    """What defines a training run, saved in each of its training states and compared when it resumes: its network
+    blocks, the options that choose its training data (paths made absolute) and its optimizer and scheduler types.
+    ``total_iter`` and the scheduler's periods may change on resume (:func:`keep_yaml_schedule_on_resume`)."""
+    train_set = (opt.get('datasets') or {}).get('train') or {}
+    data = {
+        key: osp.abspath(osp.expanduser(value)) if key.startswith('dataroot') or key == 'meta_info_file' else value
+        for key in RUN_DATA_KEYS
+        if isinstance((value := train_set.get(key)), str | int)
+    }
+    data['io_backend'] = (train_set.get('io_backend') or {}).get('type', 'disk')
+    train = opt.get('train') or {}
+    networks = {
+        key: dict(value) for key, value in opt.items() if key.startswith('network_') and isinstance(value, dict)
+    }
+    schedule = {
+        key: value.get('type')
+        for key, value in train.items()
+        if (key.startswith('optim_') or key == 'scheduler') and isinstance(value, dict)
+    }
+    return {'network': networks, 'data': data, 'schedule': schedule}
+
+
+def run_differences(recorded: dict, current: dict) -> list[str]:
+    """``part: option recorded -> current`` for each difference. A network option set on one side only is not one:
+    the checkpoint's record settles it when the networks are built (dmtnet_arch/checkpoint.py)."""
+    differences = []
+    for part in ('network', 'data', 'schedule'):
+        old, new = recorded.get(part) or {}, current.get(part) or {}
+        for name in sorted(set(old) | set(new)):
+            before, after = old.get(name), new.get(name)
+            if part == 'network' and isinstance(before, dict) and isinstance(after, dict):
+                differences += [f'{name}: {key} {before[key]!r} -> {after[key]!r}'
+                                for key in sorted(set(before) & set(after)) if before[key] != after[key]]  # fmt: skip
+            elif before != after:
+                differences.append(f'{part}: {name} {before!r} -> {after!r}')
+    return differences
+
+
+def check_resuming_this_run(opt: dict, state: dict, state_path: str):
+    """Resuming continues this experiment's own run. A ``resume_state`` of another experiment is refused: BasicSR
+    would load this experiment's ``net_g_<iter>.pth`` with the other run's optimizer and write over this one's
+    checkpoints. A state of a run whose network, training data or optimizer and scheduler types differ from the
+    option file's (another experiment under the same ``name`` with ``--auto_resume``) is refused, naming each
+    difference. States saved before the record existed are resumed with a warning."""
+    from basicsr.utils import get_root_logger
+
+    own = osp.realpath(opt['path']['training_states'])
+    if osp.realpath(osp.dirname(state_path)) != own:
+        other = osp.join(osp.dirname(osp.dirname(osp.abspath(state_path))), 'models', f'net_g_{state["iter"]}.pth')
+        raise ValueError(
+            f'path: resume_state {state_path} is not a state of this experiment ({own}): BasicSR would load this '
+            "experiment's networks with another run's optimizer and write over this experiment's checkpoints. To "
+            f'continue that run, use its own option file; to start from its weights, set path: pretrain_network_g to '
+            f'{other} instead.'
+        )
+    recorded = state.get('run_options')
+    if recorded is None:
+        get_root_logger().warning(f'{state_path}: no record of the run options; whether they changed is not checked')
+        return
+    differences = run_differences(recorded, run_options(opt))
+    if differences:
+        how = '--auto_resume found' if opt.get('auto_resume') else 'path: resume_state is'
+        raise ValueError(
+            f'{how} {state_path}, a state of a run with other options ({"; ".join(differences)}): resuming would '
+            f'continue that run under this option file. Give this run another name, or move '
+            f'{osp.dirname(own)} away to start afresh; or resume with the options it was trained with.'
+        )
 
 
 def fix_resume_of_basicsr_train_script(parse_options, basicsr_load_resume_state):
@@ -242,6 +320,8 @@ def save_training_state_atomically(self, epoch, current_iter):
     }
     if hasattr(self, 'extra_training_state'):
         state.update(self.extra_training_state())
+    # compared when the run resumes (check_resuming_this_run); taken before BasicSR popped the optimizer's type
+    state['run_options'] = getattr(self, 'defining_run_options', None) or run_options(self.opt)
     os.makedirs(self.opt['path']['training_states'], exist_ok=True)
     atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
@@ -305,6 +385,7 @@ def adopt_checkpoint_options_first(init):
         from dmtnet_arch.checkpoint import adopt_checkpoint_options
 
         adopt_checkpoint_options(opt)
+        self.defining_run_options = run_options(opt)  # before setup_optimizers pops the types out of opt
         init(self, opt)
 
     init_after_adopting.adopts_checkpoint_options = True

@@ -418,3 +418,59 @@ def test_a_failed_leaderboard_row_shows_the_exception_not_a_progress_bar(stderr,
     from dmtnet_arch.leaderboard import failure_reason
 
     assert failure_reason(stderr) == reason
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# item 5: resuming continues this experiment's own run, or is refused naming what differs
+
+
+@pytest.fixture(scope='module')
+def first_run(tmp_path_factory):
+    """Two iterations of a tiny run, a training state saved at 2 (with its run options)."""
+    tmp = tmp_path_factory.mktemp('first_run')
+    data, other_data = make_data(tmp / 'data', 2), make_data(tmp / 'other_data', 2, seed=1)
+    name = helpers.unique_name('first_run')
+    opt = helpers.train_options(name, data, total_iter=2, save_freq=2, batch=1)
+    try:
+        helpers.check_ok(run([PYTHON, helpers.TRAIN_ENTRY, '-opt', write_yaml(tmp / 'first.yml', opt)], tmp))
+        yield {'tmp': tmp, 'opt': opt, 'other_data': other_data, 'experiment': helpers.REPO / 'experiments' / name}
+    finally:
+        helpers.remove_outputs(helpers.REPO, name)
+
+
+def second_run(first_run: dict, case: str, new_name) -> tuple[dict, list]:
+    """Options of a second run that must not continue the first, and its extra arguments."""
+    opt = copy.deepcopy(first_run['opt'])
+    opt['train']['total_iter'] = 4
+    if case == 'other data, same name':
+        opt['datasets']['train']['dataroot_lqL'] = str(first_run['other_data'] / 'inputL')
+        return opt, ['--auto_resume']
+    if case == 'other schedule, same name':
+        opt['train']['scheduler'] = {'type': 'CosineAnnealingRestartLR', 'periods': [4], 'restart_weights': [1]}
+        return opt, ['--auto_resume']
+    opt['name'] = new_name('second_run')  # another experiment, resuming the first one's state
+    opt['path']['resume_state'] = str(first_run['experiment'] / 'training_states' / '2.state')
+    return opt, []
+
+
+@pytest.mark.parametrize(
+    ('case', 'fragments'),
+    [('other data, same name', ['--auto_resume found', 'data: dataroot_lqL', 'other_data/inputL']),
+     ('other schedule, same name', ['--auto_resume found', "schedule: scheduler 'MultiStepLR' -> "
+                                    "'CosineAnnealingRestartLR'"]),
+     ('state of another experiment', ['path: resume_state', 'is not a state of this experiment',
+                                      'set path: pretrain_network_g to'])],
+)  # fmt: skip
+def test_resuming_another_run_is_refused_naming_the_difference(first_run, new_name, case, fragments):
+    opt, extra = second_run(first_run, case, new_name)
+    experiment = first_run['experiment']
+    before = snapshot(experiment / 'models'), snapshot(experiment / 'training_states')
+    yml = write_yaml(first_run['tmp'] / 'second.yml', opt)
+    result = run([PYTHON, helpers.TRAIN_ENTRY, '-opt', yml, *extra], first_run['tmp'])
+    assert result.returncode != 0
+    message = last_line(result.stderr)
+    assert str(experiment / 'training_states' / '2.state') in message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert (snapshot(experiment / 'models'), snapshot(experiment / 'training_states')) == before  # untouched
+    assert not list(experiment.parent.glob(f'{experiment.name}_archived_*'))
