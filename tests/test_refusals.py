@@ -170,6 +170,33 @@ def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch, writer)
     assert not target.exists() and not os.path.lexists(link)
 
 
+@pytest.mark.parametrize('failure', ['lmdb', 'os'])
+def test_a_full_disk_while_writing_an_lmdb_names_it_and_leaves_no_partial_database(tmp_path, monkeypatch, failure):
+    """prepare_dpdd.py --lmdb and make_synthetic_dp.py --lmdb write through write_view_lmdb; LMDB reports a full
+    disk in its own exception (a real ENOSPC cannot be made for a memory-mapped file here, so it is raised as LMDB
+    and the OS do)."""
+    import lmdb
+    from basicsr.utils import lmdb_util
+
+    from dmtnet_arch.data.dual_pixel_io import write_view_lmdb
+
+    write_image(tmp_path / 'inputL/a.png', random_rgb(1))
+
+    def full(folder, lmdb_path, *args, **kwargs):
+        Path(lmdb_path).mkdir()
+        (Path(lmdb_path) / 'data.mdb').write_bytes(bytes(1024))
+        if failure == 'lmdb':
+            raise lmdb.Error(f'{lmdb_path}: {os.strerror(errno.ENOSPC)}')
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(lmdb_util, 'make_lmdb_from_imgs', full)
+    target = tmp_path / 'lqL.lmdb'
+    with pytest.raises(OSError, match=f'{re.escape(str(target))}: disk full') as error:
+        write_view_lmdb(tmp_path / 'inputL', target, ['a.png'])
+    assert error.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['inputL']  # the partial database is removed
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # item 2: identical left and right views
 

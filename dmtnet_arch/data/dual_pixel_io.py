@@ -4,6 +4,8 @@ Shared by :mod:`dmtnet_arch.data.dual_pixel_dataset` and ``scripts/prepare_dpdd.
 the two folder layouts and the category file formats.
 """
 
+import errno
+import os
 import re
 import shutil
 import struct
@@ -13,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from basicsr.utils import scandir
+
+from dmtnet_arch.atomic_io import DISK_FULL_ERRNOS
 
 VIEWS = ('left', 'right', 'target', 'combined')
 # The folder layout (Restormer's, prepare_dpdd.py's and the synthetic generator's) and its per-view LMDB names.
@@ -526,6 +530,13 @@ def index_of_name(item: str, names: list, where: str) -> int:
     return stems.index(wanted)
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """ENOSPC or EDQUOT, as an OSError or in the message of an error that wraps it (LMDB's)."""
+    if isinstance(error, OSError):
+        return error.errno in DISK_FULL_ERRNOS
+    return any(os.strerror(code) in str(error) for code in DISK_FULL_ERRNOS)
+
+
 def write_view_lmdb(view_dir: Path, lmdb_path: Path, names: list):
     """One view's PNGs into an LMDB through BasicSR's maker (16-bit PNGs stay 16-bit), keyed by file stem, built
     under a temporary name and renamed. The map size is set from the files: BasicSR's estimate from the first
@@ -536,6 +547,14 @@ def write_view_lmdb(view_dir: Path, lmdb_path: Path, names: list):
     shutil.rmtree(temp, ignore_errors=True)
     map_size = 3 * sum((view_dir / name).stat().st_size for name in names) + (64 << 20)
     keys = [Path(name).stem for name in names]
-    make_lmdb_from_imgs(str(view_dir), str(temp), names, keys, map_size=map_size)
+    try:
+        make_lmdb_from_imgs(str(view_dir), str(temp), names, keys, map_size=map_size)
+    except Exception as error:
+        shutil.rmtree(temp, ignore_errors=True)
+        if is_disk_full(error):
+            raise OSError(
+                errno.ENOSPC, f'{lmdb_path}: disk full ({error}) while writing it; free some space or write elsewhere'
+            ) from error
+        raise
     shutil.rmtree(lmdb_path, ignore_errors=True)
     temp.replace(lmdb_path)
