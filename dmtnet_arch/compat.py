@@ -156,6 +156,14 @@ def load_resume_state_from_root(opt: dict):
     opt['path']['resume_state'], resume_state = found
     check_resuming_this_run(opt, resume_state, opt['path']['resume_state'])
     check_resume(opt, resume_state['iter'])
+    generators = resume_state.get('rng_states') or []
+    rank = opt.get('rank', 0)
+    PENDING_RESUME.clear()
+    PENDING_RESUME.update(
+        epoch=resume_state['epoch'],
+        iter=resume_state['iter'],
+        rng=generators[rank] if len(generators) == opt.get('world_size', 1) else None,
+    )
     return resume_state
 
 
@@ -308,9 +316,13 @@ def save_network_atomically(self, net, net_label, current_iter, param_key='param
 
 def save_training_state_atomically(self, epoch, current_iter):
     """Broken: ``BaseModel.save_training_state`` writes in place (a kill leaves a truncated ``.state``). Same content,
-    plus the model's ``extra_training_state()`` when it has one, written atomically by rank 0. BasicSR saves it
-    after the networks, so a complete state always has its network files."""
-    if current_iter == -1 or self.opt.get('rank', 0) != 0:
+    plus the model's ``extra_training_state()`` when it has one, the run's options and every rank's random number
+    generators, written atomically by rank 0. BasicSR saves it after the networks, so a complete state always has
+    its network files."""
+    if current_iter == -1:
+        return
+    generators = rng_states_of_every_rank()  # a collective: every rank takes part
+    if self.opt.get('rank', 0) != 0:
         return
     state = {
         'epoch': epoch,
@@ -322,8 +334,98 @@ def save_training_state_atomically(self, epoch, current_iter):
         state.update(self.extra_training_state())
     # compared when the run resumes (check_resuming_this_run); taken before BasicSR popped the optimizer's type
     state['run_options'] = getattr(self, 'defining_run_options', None) or run_options(self.opt)
+    state['rng_states'] = generators  # restored on resume (resume_where_the_run_stopped)
     os.makedirs(self.opt['path']['training_states'], exist_ok=True)
     atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+
+def rng_states() -> dict:
+    """This process's random number generators (Python, NumPy, torch, CUDA) in types ``weights_only`` loads."""
+    import random
+
+    import numpy as np
+    import torch
+
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    states = {
+        'python': random.getstate(),
+        'numpy': (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+        'torch': torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states['cuda'] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict):
+    import random
+
+    import numpy as np
+    import torch
+
+    random.setstate(states['python'])
+    kind, keys, position, has_gauss, gauss = states['numpy']
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(states['torch'])
+    if 'cuda' in states and torch.cuda.is_available() and len(states['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states['cuda'])
+
+
+def rng_states_of_every_rank() -> list[dict]:
+    """Each rank's :func:`rng_states`, gathered on rank 0 (empty elsewhere); every rank must call it."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return [rng_states()]
+    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(rng_states(), gathered, dst=0)
+    return gathered or []
+
+
+# The position a resumed run continues from, set by load_resume_state_from_root, used once by the prefetcher.
+PENDING_RESUME = {}
+
+
+def resume_where_the_run_stopped(reset):
+    """Broken: a resumed BasicSR run restarts the epoch it saved in from its first batch (the batches it had already
+    trained on are seen twice) and with the random generators of a fresh start (other crops and flips), so it does
+    not train as the uninterrupted run would. On the first ``CPUPrefetcher.reset`` after resuming: skip, in the
+    sampler, the batches of the epoch already trained on, then restore this rank's saved generators. With
+    ``num_worker_per_gpu: 0`` the resumed run then trains exactly as the uninterrupted one; data-loader workers
+    re-seed themselves every epoch, so with workers the batches are the same but their crops are not."""
+
+    def reset_and_resume(self):
+        pending = dict(PENDING_RESUME)
+        PENDING_RESUME.clear()
+        sampler = getattr(self.ori_loader, 'sampler', None)
+        if pending and hasattr(sampler, 'num_replicas'):
+            done = pending['iter'] - pending['epoch'] * len(self.ori_loader)
+            if 0 <= done <= len(self.ori_loader):
+                sampler.skip_once = done * self.ori_loader.batch_size
+            else:
+                pending.pop('rng', None)
+                warnings.warn(
+                    f'resuming at iteration {pending["iter"]} of epoch {pending["epoch"]}, which does not fit '
+                    f'{len(self.ori_loader)} batches per epoch (batch size or data changed?): the epoch restarts',
+                    stacklevel=2,
+                )
+        reset(self)
+        if pending.get('rng') is not None:
+            set_rng_states(pending['rng'])
+
+    reset_and_resume.resumes_position = True
+    return reset_and_resume
+
+
+def skip_once_after_resume(iterate):
+    """``EnlargedSampler.__iter__`` without the first ``skip_once`` indices, the once it is set."""
+
+    def iterate_skipping(self):
+        skip = self.__dict__.pop('skip_once', 0)
+        return iter(list(iterate(self))[skip:])
+
+    iterate_skipping.skips_after_resume = True
+    return iterate_skipping
 
 
 def model_to_device_on_any_device(model_to_device):
@@ -443,6 +545,8 @@ def patch_basicsr():
     import basicsr.test
     import basicsr.train
     import basicsr.utils.options
+    from basicsr.data.data_sampler import EnlargedSampler
+    from basicsr.data.prefetch_dataloader import CPUPrefetcher
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import dist_util
 
@@ -456,6 +560,10 @@ def patch_basicsr():
         BaseModel.resume_training = keep_yaml_schedule_on_resume(BaseModel.resume_training)
     if not getattr(BaseModel.model_to_device, 'runs_on_any_device', False):
         BaseModel.model_to_device = model_to_device_on_any_device(BaseModel.model_to_device)
+    if not getattr(CPUPrefetcher.reset, 'resumes_position', False):
+        CPUPrefetcher.reset = resume_where_the_run_stopped(CPUPrefetcher.reset)
+    if not getattr(EnlargedSampler.__iter__, 'skips_after_resume', False):
+        EnlargedSampler.__iter__ = skip_once_after_resume(EnlargedSampler.__iter__)
     BaseModel.save_network = save_network_atomically
     BaseModel.save_training_state = save_training_state_atomically
     BaseModel.load_network = load_network_checked

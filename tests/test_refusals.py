@@ -501,3 +501,28 @@ def test_resuming_another_run_is_refused_naming_the_difference(first_run, new_na
         assert fragment in message, message
     assert (snapshot(experiment / 'models'), snapshot(experiment / 'training_states')) == before  # untouched
     assert not list(experiment.parent.glob(f'{experiment.name}_archived_*'))
+
+
+def test_a_resumed_run_trains_as_the_uninterrupted_one(tmp_path, new_name):
+    """Random 32 x 32 crops of two 64 x 64 images and random flips, batch 1: the state at iteration 3 lies in the
+    middle of epoch 1. Resumed there, the run must skip the batch of epoch 1 it trained on and draw the crops the
+    uninterrupted run drew; BasicSR alone replays that batch with the generators of a fresh start."""
+    data = make_data(tmp_path / 'data', 2, height=64, width=64)
+    one_thread = {'OMP_NUM_THREADS': '1'}
+
+    def options(name: str, total_iter: int) -> Path:
+        opt = helpers.train_options(name, data, total_iter=total_iter, save_freq=3, batch=1)
+        opt['datasets']['train'].update(gt_size=32, use_hflip=True, use_vflip=True)
+        return write_yaml(tmp_path / f'{name}_{total_iter}.yml', opt)
+
+    resumed, straight = new_name('resumed'), new_name('straight')
+    helpers.check_ok(run([PYTHON, helpers.TRAIN_ENTRY, '-opt', options(resumed, 3)], tmp_path, one_thread))
+    second = run([PYTHON, helpers.TRAIN_ENTRY, '-opt', options(resumed, 6), '--auto_resume'], tmp_path, one_thread)
+    helpers.check_ok(second)
+    assert 'Resuming training from epoch: 1, iter: 3.' in second.stderr
+    helpers.check_ok(run([PYTHON, helpers.TRAIN_ENTRY, '-opt', options(straight, 6)], tmp_path, one_thread))
+    weights = [helpers.load_params(helpers.REPO / 'experiments' / name / 'models' / 'net_g_6.pth')
+               for name in (resumed, straight)]  # fmt: skip
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
