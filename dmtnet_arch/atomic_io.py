@@ -1,5 +1,6 @@
 """Files written so that a reader, or a process killed mid-write, only ever sees the old file or the new one."""
 
+import errno
 import os
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 
 # Temporary files are ``.<name>.<pid>.partial`` beside their target; a crash may leave one, never a half target.
 TEMP_SUFFIX = '.partial'
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 def temporary_name(path: Path) -> Path:
@@ -23,6 +25,13 @@ def write_atomically(path, write) -> None:
     try:
         write(temp)
         os.replace(temp, path)
+    except OSError as error:
+        if error.errno in DISK_FULL_ERRNOS:
+            raise OSError(
+                error.errno,
+                f'{path}: disk full ({error.strerror}) while writing it; free some space or write elsewhere',
+            ) from error
+        raise
     finally:
         temp.unlink(missing_ok=True)
 
@@ -62,6 +71,12 @@ def float_to_uint16(rgb: np.ndarray) -> np.ndarray:
 
 
 def save_torch_atomically(obj, path) -> None:
+    """torch.save through a Python file: a full disk is then an OSError (ENOSPC) rather than a bare RuntimeError
+    of torch's zip writer ("unexpected pos")."""
     import torch
 
-    write_atomically(path, lambda temp: torch.save(obj, temp))
+    def save(temp: Path):
+        with open(temp, 'wb') as file:
+            torch.save(obj, file)
+
+    write_atomically(path, save)

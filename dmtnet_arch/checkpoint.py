@@ -85,7 +85,7 @@ def load_network_weights(
     checkpoint's record of what built it must match ``net`` (its ``build_options``, or ``network_opt``)."""
     checkpoint = read_checkpoint(path)
     key, state = network_state(checkpoint, path, param_key)
-    load_state(net, state, path, checkpoint.get(RECORD_KEY), network_opt, strict)
+    load_state(net, state, path, checkpoint_record(checkpoint, path), network_opt, strict)
     return key or 'state dict'
 
 
@@ -113,6 +113,22 @@ def read_training_state(path: str) -> dict:
 
 RECORD_KEY = 'built_with'
 PLAIN_VALUES = (type(None), bool, int, float, str)
+
+
+def checkpoint_record(checkpoint: dict, path: str) -> dict | None:
+    """The checkpoint's ``built_with`` record, None when it has none; one that is not ``{'type': str, 'options':
+    dict, ...}`` (edited by hand, written by another tool) is an error naming the file."""
+    record = checkpoint.get(RECORD_KEY)
+    if record is None:
+        return None
+    if not (
+        isinstance(record, dict) and isinstance(record.get('type'), str) and isinstance(record.get('options'), dict)
+    ):
+        raise ValueError(
+            f"{path}: malformed {RECORD_KEY} record {record!r:.200}: expected {{'type': <network name>, 'options': "
+            f'{{...}}}}. Remove the {RECORD_KEY} entry to load the file unchecked, or re-save it with this plugin.'
+        )
+    return record
 
 
 def plain_value(value):
@@ -247,11 +263,63 @@ def check_built_alike(net: torch.nn.Module, record: dict | None, path: str, netw
 
 
 def describe_state(net: torch.nn.Module, state: dict) -> str:
-    """What a state dict is, by the network class's ``describe_state_dict`` when it has one (e.g. 'DMTNet-T')."""
+    """What a state dict is: another registered architecture when its key names say so (a Restormer checkpoint given
+    to DMTNet is 'Restormer'), else by the network class's ``describe_state_dict`` when it has one (e.g.
+    'DMTNet-T')."""
+    other = foreign_architecture(type(net), state)
+    if other is not None:
+        return other
     describe = getattr(type(net), 'describe_state_dict', None)
     if describe is not None:
         return describe(state)
     return f'{type(net).__name__} with {sum(v.numel() for v in state.values())} values'
+
+
+def key_pattern(key: str) -> str:
+    """A state-dict key with its module indices replaced: 'stages.3.rgm.0.weight' -> 'stages.#.rgm.#.weight'."""
+    return re.sub(r'\.\d+(?=\.|$)', '.#', key)
+
+
+@functools.cache
+def architecture_key_patterns() -> dict[str, frozenset]:
+    """Key patterns of each network this plugin registers, built with its defaults on the meta device (no memory)."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    patterns = {}
+    for name, arch in ARCH_REGISTRY:
+        if not arch.__module__.startswith('dmtnet_arch.archs.'):
+            continue
+        try:
+            with torch.device('meta'):
+                keys = arch().state_dict()
+        except Exception:  # a network without usable defaults is not identified
+            continue
+        patterns[name] = frozenset(key_pattern(key) for key in keys)
+    return patterns
+
+
+def foreign_architecture(own: type, state: dict, share: float = 0.5) -> str | None:
+    """What a state dict holds when fewer than ``share`` of its key patterns belong to ``own`` (a registered
+    network): the registered architecture that at least that share belongs to, else 'no registered network' with a
+    few of its keys. None when it looks like ``own``."""
+    found = {key_pattern(key) for key in state}
+    scores = {name: len(found & keys) / len(found) for name, keys in architecture_key_patterns().items() if found}
+    if scores.get(own.__name__, 1.0) >= share:
+        return None
+    best = max(scores, key=scores.get)
+    if scores[best] >= share:
+        return best
+    return f'no registered network ({len(state)} tensors, keys such as {", ".join(list(state)[:2])})'
+
+
+def as_loaded(net: torch.nn.Module, state: dict) -> dict:
+    """``state`` as ``load_state_dict`` will see it: renamed by a network's load-state-dict pre-hook
+    (``accept_released_keys``, with which e.g. IFAN reads an official release's layout)."""
+    if not hasattr(net, 'accept_released_keys'):
+        return state
+    state = dict(state)
+    net.accept_released_keys(net, state, '')
+    return state
 
 
 def check_state_fits(net: torch.nn.Module, state: dict, path: str):
@@ -259,9 +327,7 @@ def check_state_fits(net: torch.nn.Module, state: dict, path: str):
     A network that reads an official release's layout through a load-state-dict pre-hook (``accept_released_keys``,
     e.g. IFAN) is compared after that hook's renaming, as ``load_state_dict`` will see it."""
     own = net.state_dict()
-    if hasattr(net, 'accept_released_keys'):
-        state = dict(state)
-        net.accept_released_keys(net, state, '')
+    state = as_loaded(net, state)
     missing = [key for key in own if key not in state]
     unexpected = [key for key in state if key not in own]
     reshaped = [
@@ -283,11 +349,37 @@ def check_state_fits(net: torch.nn.Module, state: dict, path: str):
 
 
 def load_state(net, state: dict, path: str, record: dict | None, network_opt: dict | None = None, strict=True):
-    """Check the record and the shapes, then load ``state`` into ``net``."""
+    """Check the record and the shapes (strict) or that the load fills enough (not strict), then load ``state``."""
     check_built_alike(net, record, path, network_opt, strict)
     if strict:
         check_state_fits(net, state, path)
+    else:
+        check_partial_load(net, state, path, record, network_opt)
     net.load_state_dict(state, strict=strict)
+
+
+# A non-strict load must fill at least this share of the network's tensors or use this share of the checkpoint's.
+MIN_PARTIAL_LOAD = 0.5
+
+
+def check_partial_load(net, state: dict, path: str, record: dict | None, network_opt: dict | None = None):
+    """``strict_load: false`` loads the tensors whose name and shape match and silently skips the rest: with another
+    architecture's checkpoint nothing loads and an untrained network runs. Refuse a load that fills less than
+    :data:`MIN_PARTIAL_LOAD` of the network's tensors while using less than that share of the checkpoint's (a
+    smaller variant's checkpoint into a larger network fills part of it with all of its tensors: allowed)."""
+    own, state = net.state_dict(), as_loaded(net, state)
+    matched = [key for key, value in own.items() if key in state and tuple(state[key].shape) == tuple(value.shape)]
+    if own and state and (len(matched) >= MIN_PARTIAL_LOAD * len(own) or len(matched) >= MIN_PARTIAL_LOAD * len(state)):
+        return
+    built = network_record(net, network_opt)
+    network_is = describe_built(built) if built else describe_state(net, own)
+    checkpoint_is = describe_built(record) if record else describe_state(net, state)
+    raise ValueError(
+        f"{path}: strict_load is false, but only {len(matched)} of the network's {len(own)} tensors match the "
+        f"checkpoint's {len(state)} in name and shape (at least {MIN_PARTIAL_LOAD:.0%} of either needed): checkpoint "
+        f'is {checkpoint_is}, network is {network_is}; the rest would keep random weights. Give a checkpoint of this '
+        'network, or set network_g to the network the checkpoint holds.'
+    )
 
 
 def build_network_from_checkpoint(network_opt: dict, path: str, param_key: str | None = None, strict: bool = True):
@@ -295,7 +387,7 @@ def build_network_from_checkpoint(network_opt: dict, path: str, param_key: str |
     from basicsr.archs import build_network
 
     checkpoint = read_checkpoint(path)
-    record = checkpoint.get(RECORD_KEY)
+    record = checkpoint_record(checkpoint, path)
     net = build_network(reconcile_options(network_opt, record, path, strict=strict))
     _, state = network_state(checkpoint, path, param_key)
     load_state(net, state, path, record, network_opt, strict)
@@ -312,7 +404,7 @@ def adopt_checkpoint_options(opt: dict):
         if path:
             path = path_opt[f'pretrain_network_{label}'] = resolve_weights(path)
         if path and osp.isfile(path):
-            record = read_checkpoint(path, mmap=True).get(RECORD_KEY)  # the record only: no full read
+            record = checkpoint_record(read_checkpoint(path, mmap=True), path)  # the record only: no full read
             strict = path_opt.get(f'strict_load_{label}', True) is not False
             opt[key].update(reconcile_options(opt[key], record, path, key, strict))
 
@@ -329,7 +421,7 @@ def package_checkpoint(source: str, destination: str, param_key: str | None = No
     from dmtnet_arch.atomic_io import save_torch_atomically
 
     checkpoint = read_checkpoint(source)
-    record = checkpoint.get(RECORD_KEY)
+    record = checkpoint_record(checkpoint, source)
     if record is None:
         raise ValueError(f'{source}: no {RECORD_KEY} record: a packaged checkpoint must say what network it holds')
     key, state = network_state(checkpoint, source, param_key)

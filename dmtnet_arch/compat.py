@@ -6,6 +6,7 @@ without it. :func:`apply` runs before basicsr's code (the start-up hook and ``dm
 basicsr at module level, so the start-up hook can load it before basicsr exists.
 """
 
+import atexit
 import os
 import os.path as osp
 import sys
@@ -53,6 +54,40 @@ def init_dist_pytorch_on_any_device(backend='nccl', **kwargs):
     else:
         backend = 'gloo'
     dist.init_process_group(backend=backend, **kwargs)
+    atexit.unregister(leave_process_group_at_exit)  # once, however often a process initialises
+    atexit.register(leave_process_group_at_exit)
+
+
+def leave_process_group(failed: bool = False):
+    """Broken: BasicSR's pipelines never destroy the process group they create, so each rank tears it down during
+    interpreter shutdown while its threads may still run; under load torchrun then sees "terminate called without
+    an active exception" and SIGABRT after "End of training", and reports a finished run as failed. Wait for every
+    rank (unless this one failed: the others would wait for it forever), then destroy the group. A no-op without
+    one."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if not failed:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def leave_process_group_at_exit():
+    """:func:`leave_process_group` at interpreter exit, for entries that do not call it themselves (the toolbox's
+    own ``basicsr/train.py``). Python sets ``sys.last_value`` when an uncaught exception ended the script."""
+    leave_process_group(failed=getattr(sys, 'last_value', None) is not None)
+
+
+def run_then_leave_process_group(pipeline, *args):
+    """``pipeline(*args)``, then :func:`leave_process_group`; used by the plugin's entries."""
+    try:
+        result = pipeline(*args)
+    except BaseException:
+        leave_process_group(failed=True)
+        raise
+    leave_process_group()
+    return result
 
 
 def resume_network_labels(opt: dict) -> list[str]:
@@ -119,8 +154,94 @@ def load_resume_state_from_root(opt: dict):
     if found is None:
         return None
     opt['path']['resume_state'], resume_state = found
+    check_resuming_this_run(opt, resume_state, opt['path']['resume_state'])
     check_resume(opt, resume_state['iter'])
+    generators = resume_state.get('rng_states') or []
+    rank = opt.get('rank', 0)
+    PENDING_RESUME.clear()
+    PENDING_RESUME.update(
+        epoch=resume_state['epoch'],
+        iter=resume_state['iter'],
+        rng=generators[rank] if len(generators) == opt.get('world_size', 1) else None,
+    )
     return resume_state
+
+
+# Dataset options that choose the training data: a resumed run must read the same data.
+RUN_DATA_KEYS = (
+    'dataroot_lqL', 'dataroot_lqR', 'dataroot_gt', 'dataroot_lqC', 'dataroot_dpdd', 'split', 'meta_info_file',
+    'filename_tmpl',
+)  # fmt: skip
+
+
+def run_options(opt: dict) -> dict:
+    """What defines a training run, saved in each of its training states and compared when it resumes: its network
+    blocks, the options that choose its training data (paths made absolute) and its optimizer and scheduler types.
+    ``total_iter`` and the scheduler's periods may change on resume (:func:`keep_yaml_schedule_on_resume`)."""
+    train_set = (opt.get('datasets') or {}).get('train') or {}
+    data = {
+        key: osp.abspath(osp.expanduser(value)) if key.startswith('dataroot') or key == 'meta_info_file' else value
+        for key in RUN_DATA_KEYS
+        if isinstance((value := train_set.get(key)), str | int)
+    }
+    data['io_backend'] = (train_set.get('io_backend') or {}).get('type', 'disk')
+    train = opt.get('train') or {}
+    networks = {
+        key: dict(value) for key, value in opt.items() if key.startswith('network_') and isinstance(value, dict)
+    }
+    schedule = {
+        key: value.get('type')
+        for key, value in train.items()
+        if (key.startswith('optim_') or key == 'scheduler') and isinstance(value, dict)
+    }
+    return {'network': networks, 'data': data, 'schedule': schedule}
+
+
+def run_differences(recorded: dict, current: dict) -> list[str]:
+    """``part: option recorded -> current`` for each difference. A network option set on one side only is not one:
+    the checkpoint's record settles it when the networks are built (dmtnet_arch/checkpoint.py)."""
+    differences = []
+    for part in ('network', 'data', 'schedule'):
+        old, new = recorded.get(part) or {}, current.get(part) or {}
+        for name in sorted(set(old) | set(new)):
+            before, after = old.get(name), new.get(name)
+            if part == 'network' and isinstance(before, dict) and isinstance(after, dict):
+                differences += [f'{name}: {key} {before[key]!r} -> {after[key]!r}'
+                                for key in sorted(set(before) & set(after)) if before[key] != after[key]]  # fmt: skip
+            elif before != after:
+                differences.append(f'{part}: {name} {before!r} -> {after!r}')
+    return differences
+
+
+def check_resuming_this_run(opt: dict, state: dict, state_path: str):
+    """Resuming continues this experiment's own run. A ``resume_state`` of another experiment is refused: BasicSR
+    would load this experiment's ``net_g_<iter>.pth`` with the other run's optimizer and write over this one's
+    checkpoints. A state of a run whose network, training data or optimizer and scheduler types differ from the
+    option file's (another experiment under the same ``name`` with ``--auto_resume``) is refused, naming each
+    difference. States saved before the record existed are resumed with a warning."""
+    from basicsr.utils import get_root_logger
+
+    own = osp.realpath(opt['path']['training_states'])
+    if osp.realpath(osp.dirname(state_path)) != own:
+        other = osp.join(osp.dirname(osp.dirname(osp.abspath(state_path))), 'models', f'net_g_{state["iter"]}.pth')
+        raise ValueError(
+            f'path: resume_state {state_path} is not a state of this experiment ({own}): BasicSR would load this '
+            "experiment's networks with another run's optimizer and write over this experiment's checkpoints. To "
+            f'continue that run, use its own option file; to start from its weights, set path: pretrain_network_g to '
+            f'{other} instead.'
+        )
+    recorded = state.get('run_options')
+    if recorded is None:
+        get_root_logger().warning(f'{state_path}: no record of the run options; whether they changed is not checked')
+        return
+    differences = run_differences(recorded, run_options(opt))
+    if differences:
+        how = '--auto_resume found' if opt.get('auto_resume') else 'path: resume_state is'
+        raise ValueError(
+            f'{how} {state_path}, a state of a run with other options ({"; ".join(differences)}): resuming would '
+            f'continue that run under this option file. Give this run another name, or move '
+            f'{osp.dirname(own)} away to start afresh; or resume with the options it was trained with.'
+        )
 
 
 def fix_resume_of_basicsr_train_script(parse_options, basicsr_load_resume_state):
@@ -195,9 +316,13 @@ def save_network_atomically(self, net, net_label, current_iter, param_key='param
 
 def save_training_state_atomically(self, epoch, current_iter):
     """Broken: ``BaseModel.save_training_state`` writes in place (a kill leaves a truncated ``.state``). Same content,
-    plus the model's ``extra_training_state()`` when it has one, written atomically by rank 0. BasicSR saves it
-    after the networks, so a complete state always has its network files."""
-    if current_iter == -1 or self.opt.get('rank', 0) != 0:
+    plus the model's ``extra_training_state()`` when it has one, the run's options and every rank's random number
+    generators, written atomically by rank 0. BasicSR saves it after the networks, so a complete state always has
+    its network files."""
+    if current_iter == -1:
+        return
+    generators = rng_states_of_every_rank()  # a collective: every rank takes part
+    if self.opt.get('rank', 0) != 0:
         return
     state = {
         'epoch': epoch,
@@ -207,8 +332,100 @@ def save_training_state_atomically(self, epoch, current_iter):
     }
     if hasattr(self, 'extra_training_state'):
         state.update(self.extra_training_state())
+    # compared when the run resumes (check_resuming_this_run); taken before BasicSR popped the optimizer's type
+    state['run_options'] = getattr(self, 'defining_run_options', None) or run_options(self.opt)
+    state['rng_states'] = generators  # restored on resume (resume_where_the_run_stopped)
     os.makedirs(self.opt['path']['training_states'], exist_ok=True)
     atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+
+def rng_states() -> dict:
+    """This process's random number generators (Python, NumPy, torch, CUDA) in types ``weights_only`` loads."""
+    import random
+
+    import numpy as np
+    import torch
+
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    states = {
+        'python': random.getstate(),
+        'numpy': (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+        'torch': torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states['cuda'] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict):
+    import random
+
+    import numpy as np
+    import torch
+
+    random.setstate(states['python'])
+    kind, keys, position, has_gauss, gauss = states['numpy']
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(states['torch'])
+    if 'cuda' in states and torch.cuda.is_available() and len(states['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states['cuda'])
+
+
+def rng_states_of_every_rank() -> list[dict]:
+    """Each rank's :func:`rng_states`, gathered on rank 0 (empty elsewhere); every rank must call it."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return [rng_states()]
+    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(rng_states(), gathered, dst=0)
+    return gathered or []
+
+
+# The position a resumed run continues from, set by load_resume_state_from_root, used once by the prefetcher.
+PENDING_RESUME = {}
+
+
+def resume_where_the_run_stopped(reset):
+    """Broken: a resumed BasicSR run restarts the epoch it saved in from its first batch (the batches it had already
+    trained on are seen twice) and with the random generators of a fresh start (other crops and flips), so it does
+    not train as the uninterrupted run would. On the first ``CPUPrefetcher.reset`` after resuming: skip, in the
+    sampler, the batches of the epoch already trained on, then restore this rank's saved generators. With
+    ``num_worker_per_gpu: 0`` the resumed run then trains exactly as the uninterrupted one; data-loader workers
+    re-seed themselves every epoch, so with workers the batches are the same but their crops are not."""
+
+    def reset_and_resume(self):
+        pending = dict(PENDING_RESUME)
+        PENDING_RESUME.clear()
+        sampler = getattr(self.ori_loader, 'sampler', None)
+        if pending and hasattr(sampler, 'num_replicas'):
+            done = pending['iter'] - pending['epoch'] * len(self.ori_loader)
+            if 0 <= done <= len(self.ori_loader):
+                sampler.skip_once = done * self.ori_loader.batch_size
+            else:
+                pending.pop('rng', None)
+                warnings.warn(
+                    f'resuming at iteration {pending["iter"]} of epoch {pending["epoch"]}, which does not fit '
+                    f'{len(self.ori_loader)} batches per epoch (batch size or data changed?): the epoch restarts',
+                    stacklevel=2,
+                )
+        reset(self)
+        if pending.get('rng') is not None:
+            set_rng_states(pending['rng'])
+
+    reset_and_resume.resumes_position = True
+    return reset_and_resume
+
+
+def skip_once_after_resume(iterate):
+    """``EnlargedSampler.__iter__`` without the first ``skip_once`` indices, the once it is set."""
+
+    def iterate_skipping(self):
+        skip = self.__dict__.pop('skip_once', 0)
+        return iter(list(iterate(self))[skip:])
+
+    iterate_skipping.skips_after_resume = True
+    return iterate_skipping
 
 
 def model_to_device_on_any_device(model_to_device):
@@ -237,7 +454,7 @@ def load_network_checked(self, net, load_path, strict=True, param_key='params'):
     import torch
     from basicsr.utils import get_root_logger
 
-    from dmtnet_arch.checkpoint import RECORD_KEY, load_state, network_state, read_checkpoint
+    from dmtnet_arch.checkpoint import checkpoint_record, load_state, network_state, read_checkpoint
 
     logger = get_root_logger()
     bare = self.get_bare_model(net)
@@ -257,7 +474,7 @@ def load_network_checked(self, net, load_path, strict=True, param_key='params'):
         ),
         None,
     )
-    load_state(bare, state, load_path, checkpoint.get(RECORD_KEY), network_opt, strict)
+    load_state(bare, state, load_path, checkpoint_record(checkpoint, load_path), network_opt, strict)
 
 
 def adopt_checkpoint_options_first(init):
@@ -270,6 +487,7 @@ def adopt_checkpoint_options_first(init):
         from dmtnet_arch.checkpoint import adopt_checkpoint_options
 
         adopt_checkpoint_options(opt)
+        self.defining_run_options = run_options(opt)  # before setup_optimizers pops the types out of opt
         init(self, opt)
 
     init_after_adopting.adopts_checkpoint_options = True
@@ -327,6 +545,8 @@ def patch_basicsr():
     import basicsr.test
     import basicsr.train
     import basicsr.utils.options
+    from basicsr.data.data_sampler import EnlargedSampler
+    from basicsr.data.prefetch_dataloader import CPUPrefetcher
     from basicsr.models.base_model import BaseModel
     from basicsr.utils import dist_util
 
@@ -340,6 +560,10 @@ def patch_basicsr():
         BaseModel.resume_training = keep_yaml_schedule_on_resume(BaseModel.resume_training)
     if not getattr(BaseModel.model_to_device, 'runs_on_any_device', False):
         BaseModel.model_to_device = model_to_device_on_any_device(BaseModel.model_to_device)
+    if not getattr(CPUPrefetcher.reset, 'resumes_position', False):
+        CPUPrefetcher.reset = resume_where_the_run_stopped(CPUPrefetcher.reset)
+    if not getattr(EnlargedSampler.__iter__, 'skips_after_resume', False):
+        EnlargedSampler.__iter__ = skip_once_after_resume(EnlargedSampler.__iter__)
     BaseModel.save_network = save_network_atomically
     BaseModel.save_training_state = save_training_state_atomically
     BaseModel.load_network = load_network_checked

@@ -8,6 +8,7 @@ and skipped; the caller gets the list of failures. ``docs/inference.md`` documen
 
 import contextlib
 import csv
+import errno
 import io
 import logging
 import resource
@@ -20,10 +21,10 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dmtnet_arch.atomic_io import write_bytes_atomically, write_image
+from dmtnet_arch.atomic_io import DISK_FULL_ERRNOS, temporary_name, write_bytes_atomically, write_image
 from dmtnet_arch.checkpoint import (
-    RECORD_KEY,
     build_network_from_checkpoint,
+    checkpoint_record,
     describe_weights,
     read_checkpoint,
     resolve_weights,
@@ -32,6 +33,7 @@ from dmtnet_arch.data.dual_pixel_io import (
     DualPixelSample,
     bit_depth,
     check_views_match,
+    identical_views,
     pair_views_by_name,
     read_image,
     scene_name,
@@ -48,6 +50,7 @@ logger = logging.getLogger('dmtnet_arch.inference')
 IN_CHANNEL_NAMES = ('in_channels', 'inp_channels', 'in_nc', 'in_chans')
 OUTPUT_SUFFIXES = {'.png': '.png', '.tif': '.tif', '.tiff': '.tiff', '.jpg': '.png', '.jpeg': '.png'}
 FALLBACK_TILE, FALLBACK_OVERLAP, SMALLEST_TILE = 512, 64, 64
+STOP_RUN_ERRNOS = (*DISK_FULL_ERRNOS, errno.EROFS)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -75,8 +78,8 @@ def weights_path(options: dict, weights: str | None, option_file) -> str:
 
 def options_from_checkpoint(weights: str) -> dict:
     """Options with the ``network_g`` a checkpoint's ``built_with`` record describes, for a run without ``-opt``."""
-    record = read_checkpoint(weights, mmap=True).get(RECORD_KEY)
-    if not isinstance(record, dict) or not isinstance(record.get('type'), str):
+    record = checkpoint_record(read_checkpoint(weights, mmap=True), resolve_weights(weights))
+    if record is None:
         raise ValueError(
             f'{resolve_weights(weights)}: the checkpoint does not record what network it holds (no built_with); '
             'pass -opt with its network_g'
@@ -140,6 +143,9 @@ def read_input(sample: DualPixelSample, channels: int) -> InputPair:
     if channels == 3 and sample.combined:
         views[sample.combined] = read_image(sample.combined)
     check_views_match(views)
+    problem = identical_views(sample.left, sample.right, views[sample.left], views[sample.right])
+    if problem:
+        logger.warning(f'{sample.name}: {problem}; the output will be worse than with a real pair')
     left, right, *combined = (to_float(image) for image in views.values())
     if channels == 6:
         stacked, note = np.concatenate([left, right], axis=2), 'left and right views'
@@ -168,6 +174,54 @@ def pairs_from_arguments(left: str, right: str) -> tuple[list, list]:
     if left_path.is_dir() or right_path.is_dir():
         raise ValueError(f'--left {left} and --right {right}: give two files or two folders')
     return [DualPixelSample(scene_name(left_path), str(left_path), str(right_path))], []
+
+
+def overlapping_input(output: Path, option: str, given) -> str | None:
+    """Why ``output`` (resolved) may not take the outputs of input ``option`` (a file or folder), or None. A folder
+    must neither be the output nor hold it; a file's folder must not be the output (an output takes its scene's
+    name, which is a view's own name when the view has no _L/_R token)."""
+    path = Path(given).resolve()
+    if path.is_dir():
+        if output == path:
+            return f'is the input folder of {option} {given}'
+        if path in output.parents:
+            return f'is inside the input folder of {option} {given}'
+        return None
+    if output == path.parent:
+        return f'is the folder of {option} {given}'
+    return None
+
+
+def check_output_folder(output, inputs: dict) -> Path:
+    """Refuse an output folder that is, or is inside, an input folder (``inputs``: option -> path given), then
+    make sure it can be written, before any network runs. Returns the folder, created."""
+    folder = Path(output).resolve()
+    for option, given in inputs.items():
+        reason = given and overlapping_input(folder, option, given)
+        if reason:
+            raise ValueError(
+                f'--output {output} {reason}: the outputs would be written among the inputs, replacing views of the '
+                'same name or being read as inputs next time. Choose an output folder outside every input folder.'
+            )
+    check_writable(folder)
+    return folder
+
+
+def check_writable(folder: Path):
+    """Create ``folder`` and write a small file in it, so a read-only, forbidden or full folder is an error now,
+    not after every image was computed."""
+    probe = temporary_name(folder / 'write_test')
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            probe.write_bytes(bytes(65536))
+        finally:
+            if probe.exists():
+                probe.unlink()
+    except OSError as error:
+        raise OSError(
+            error.errno, f'--output {folder}: cannot write there ({error.strerror}); choose a writable folder'
+        ) from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -322,6 +376,8 @@ def deblur_one(deblurrer: Deblurrer, sample: DualPixelSample, output_dir: Path, 
         out_bits = bits or pair.bits
         write_image(output_dir / pair.name, to_integer_image(output, out_bits))
     except Exception as error:  # one bad pair must not lose the others (KeyboardInterrupt is not an Exception)
+        if isinstance(error, OSError) and error.errno in STOP_RUN_ERRNOS:
+            raise  # a full or read-only disk: every later image would be computed only to fail the same way
         report.failures.append(f'{sample.left} + {sample.right}: {error}')
         logger.error(f'skipped {sample.name}: {error}')
         return

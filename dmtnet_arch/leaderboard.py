@@ -14,6 +14,7 @@ import io
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -259,12 +260,13 @@ def describe_machine() -> str:
     )
 
 
-def run_model(option_file: Path, out_dir: Path, flags: list[str]) -> list[dict]:
-    """Evaluate one option file in a child process (``flags`` for :func:`main`); a failure becomes a row that says
-    why."""
-    json_out = out_dir / 'runs' / f'{option_file.stem}.json'
+def run_model(option_file: Path, run_root: Path, flags: list[str]) -> list[dict]:
+    """Evaluate one option file in a child process (``flags`` for :func:`main`), its results under ``run_root``
+    (one folder per row, so two option files with the same ``name`` keep their own); a failure becomes a row that
+    says why."""
+    json_out = run_root / 'rows.json'
     json_out.unlink(missing_ok=True)
-    command = [sys.executable, '-m', 'dmtnet_arch.leaderboard', str(option_file), str(out_dir / 'runs'), str(json_out)]
+    command = [sys.executable, '-m', 'dmtnet_arch.leaderboard', str(option_file), str(run_root), str(json_out)]
     env = {
         **os.environ,
         'PYTHONPATH': os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get('PYTHONPATH')])),
@@ -272,10 +274,39 @@ def run_model(option_file: Path, out_dir: Path, flags: list[str]) -> list[dict]:
     print(f'testing {option_file}', flush=True)
     done = subprocess.run(command + flags, env=env, capture_output=True, text=True)
     if done.returncode != 0 or not json_out.is_file():
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         print(done.stderr[-3000:], file=sys.stderr)
-        return [{'option_file': str(option_file), 'name': option_file.stem, 'error': lines[-1] if lines else 'failed'}]
+        return [{'option_file': str(option_file), 'name': option_file.stem, 'error': failure_reason(done.stderr)}]
     return json.loads(json_out.read_text())
+
+
+def failure_reason(stderr: str) -> str:
+    """The exception line that ended a child (the last ``SomeError: ...`` line), not a progress bar's last redraw
+    (tqdm ends its lines with carriage returns)."""
+    lines = [line.strip() for line in re.split(r'[\r\n]+', stderr) if line.strip()]
+    raised = [line for line in lines if re.match(r'^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b', line)]
+    return (raised or lines or ['failed, with no message'])[-1]
+
+
+def run_folders(option_files: list[Path], out_dir: Path) -> list[Path]:
+    """``out_dir/runs/<option file stem>`` per option file, numbered when two stems are the same."""
+    stems = [path.stem for path in option_files]
+    return [
+        out_dir / 'runs' / (stem if stems.count(stem) == 1 else f'{index + 1:02d}_{stem}')
+        for index, stem in enumerate(stems)
+    ]
+
+
+def label_rows(rows: list[dict]) -> list[dict]:
+    """Each measured row's ``model_label``: the network and its option file, by stem, or by path where two option
+    files share a stem (two models must never read alike; the rows of one file's test sets differ in source)."""
+    files_by_stem = {}
+    for row in rows:
+        files_by_stem.setdefault(Path(row['option_file']).stem, set()).add(row['option_file'])
+    for row in rows:
+        stem = Path(row['option_file']).stem
+        source = stem if len(files_by_stem[stem]) == 1 else row['option_file']
+        row['model_label'] = f'{row["label"]} ({source})' if 'label' in row else source
+    return rows
 
 
 def run_leaderboard(
@@ -294,7 +325,13 @@ def run_leaderboard(
     flags = ['--lpips'] * with_lpips + ['--bf16'] * bf16
     if speed_size:
         flags += ['--speed-size', f'{speed_size[0]}x{speed_size[1]}']
-    rows = [row for option_file in option_files for row in run_model(Path(option_file), out_dir, flags)]
+    option_files = [Path(option_file) for option_file in option_files]
+    rows = [
+        row
+        for option_file, run_root in zip(option_files, run_folders(option_files, out_dir), strict=True)
+        for row in run_model(option_file, run_root, flags)
+    ]
+    rows = label_rows(rows)
     columns = COLUMNS + (speed_columns(speed_size, bf16) if speed_size else [])
     table = measured_rows(rows, columns[len(COLUMNS) :]) + (published_rows() if published else [])
     header = report_header(rows, lpips_reason, with_lpips, command)
@@ -334,14 +371,14 @@ def measured_rows(rows: list[dict], speed_names: list[str]) -> list[dict]:
     """Table cells of the measured rows; quality cells of untrained weights say so."""
     table = []
     for row in rows:
-        cells = {'model': row['name'], 'source': f'measured: {row["option_file"]}'}
+        cells = {'model': row['model_label'], 'source': f'measured: {row["option_file"]}'}
         if 'error' in row:
             table.append({**cells, 'weights': f'failed: {row["error"]}'})
             continue
         suffix = '' if row['trained'] else ' (untrained)'
         cells.update(
             {
-                'model': f'{row["label"]} ({row["name"]})',
+                'model': row['model_label'],
                 'source': f'measured on {row["dataset"]}',
                 'weights': row['weights'],
                 'protocol': ', '.join(sorted(set(row['protocols'].values()))),
@@ -431,7 +468,7 @@ def plot(rows: list[dict], published: bool, path: Path):
     from dmtnet_arch.plotting import ComplexityPoint, plot_psnr_vs_complexity
 
     points = [
-        ComplexityPoint(row['label'], row['params'] / 1e6, row['macs'] / 1e9 if row['macs'] else None,
+        ComplexityPoint(row['model_label'], row['params'] / 1e6, row['macs'] / 1e9 if row['macs'] else None,
                         row['groups']['combined']['PSNR'], published=False, family=row['arch'])
         for row in rows if 'error' not in row
     ]  # fmt: skip
@@ -443,4 +480,6 @@ def plot(rows: list[dict], published: bool, path: Path):
 
 
 if __name__ == '__main__':
-    main()
+    from dmtnet_arch import compat
+
+    compat.run_then_leave_process_group(main)

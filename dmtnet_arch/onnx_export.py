@@ -39,14 +39,26 @@ def smallest_dynamic_side(net: torch.nn.Module) -> int:
     return max(reflect_bound, patch.stride[0] * blocks[0].window_size)
 
 
+def check_export_arguments(height: int | None, width: int | None, opset: int):
+    """A fixed size needs both sides, each positive; the opset must have LayerNormalization. Errors name the option."""
+    if (height is None) != (width is None):
+        raise ValueError('give both --height and --width for a fixed-size export, or neither for dynamic H and W')
+    for option, value in (('--height', height), ('--width', width)):
+        if value is not None and value < 1:
+            raise ValueError(f'{option} must be a positive number of pixels, got {value}')
+    if opset < OPSET:
+        raise ValueError(
+            f'--opset must be at least {OPSET} (LayerNormalization is one operator from {OPSET} on), got {opset}'
+        )
+
+
 def export_onnx(
     net: torch.nn.Module, path, channels: int, height: int | None = None, width: int | None = None, opset: int = OPSET
 ) -> dict:
     """Write ``net`` as ONNX to ``path`` (atomically); dynamic H and W unless ``height`` and ``width`` are given.
 
     Returns what a user of the file needs to know: input shape, whether H/W are dynamic, the opset."""
-    if (height is None) != (width is None):
-        raise ValueError('give both --height and --width for a fixed-size export, or neither for dynamic H and W')
+    check_export_arguments(height, width, opset)
     dynamic = height is None
     size = trace_size(net) if dynamic else (height, width)
     example = torch.rand(1, channels, *size)

@@ -40,14 +40,16 @@ class OptionError(ValueError):
 
 @dataclass(frozen=True)
 class Option:
-    """One key of a schema: its type (or types), whether null is allowed, a lower bound or a set of choices.
-    ``item`` is the type of a list's elements; ``minimum`` then bounds each element."""
+    """One key of a schema: its type (or types), whether null is allowed, a lower bound, an upper bound the value
+    must stay below (``below``, excluded) or a set of choices. ``item`` is the type of a list's elements;
+    ``minimum`` then bounds each element."""
 
     kind: type | tuple = object
     nullable: bool = True
     minimum: float | None = None
     choices: tuple | None = None
     item: type | None = None
+    below: float | None = None
 
 
 # BasicSR's data-loader keys (basicsr/data/__init__.py, basicsr/train.py) and the keys parse_options adds, plus the
@@ -159,8 +161,13 @@ def check_value(where: str, value, spec: Option):
         return [check_value(f'{where}[{i}]', item, item_spec) for i, item in enumerate(value)]
     if spec.choices is not None and value not in spec.choices:
         raise OptionError(f'{where} must be one of {", ".join(map(str, spec.choices))}, got {value!r}')
-    if spec.minimum is not None and isinstance(value, int | float) and value < spec.minimum:
-        raise OptionError(f'{where} must be at least {spec.minimum}, got {value!r}')
+    if not isinstance(value, int | float):
+        return value
+    bounds = [f'at least {spec.minimum}'] if spec.minimum is not None else []
+    bounds += [f'below {spec.below}'] if spec.below is not None else []
+    too_low = spec.minimum is not None and value < spec.minimum
+    if too_low or (spec.below is not None and value >= spec.below):
+        raise OptionError(f'{where} must be {" and ".join(bounds)}, got {value!r}')
     return value
 
 
@@ -308,6 +315,33 @@ def check_train_entry(where: str, key: str, block):
         check_block(where, block, {'type': Option(str), **SCHEDULER_SCHEMAS[block['type']]})
 
 
+def check_schedule_covers_training(train: dict):
+    """The cosine schedules' ``periods`` must cover ``total_iter``: past their sum BasicSR's CosineAnnealingRestartLR
+    fails with a bare TypeError (possibly days into a run) and the cyclic one holds its last floor. Its
+    ``restart_weights`` need one entry per period (BasicSR asserts it without saying which)."""
+    scheduler = train.get('scheduler') or {}
+    kind, periods, total = scheduler.get('type'), scheduler.get('periods'), train.get('total_iter')
+    if kind not in ('CosineAnnealingRestartLR', 'CosineAnnealingRestartCyclicLR') or not periods:
+        return
+    weights = scheduler.get('restart_weights')
+    if kind == 'CosineAnnealingRestartLR' and weights is not None and len(weights) != len(periods):
+        raise OptionError(
+            f'train: scheduler: restart_weights has {len(weights)} entries but periods has {len(periods)}: give one '
+            f'per period (periods {periods}, restart_weights {weights})'
+        )
+    if isinstance(total, int) and sum(periods) < total:
+        after = {
+            'CosineAnnealingRestartLR': f'{kind} fails with a TypeError at iteration {sum(periods) + 1}',
+            'CosineAnnealingRestartCyclicLR': f'the last {total - sum(periods)} iterations would run at the floor '
+            'eta_mins[-1]',
+        }[kind]
+        raise OptionError(
+            f'train: scheduler: periods {periods} sum to {sum(periods)} iterations, fewer than train: total_iter '
+            f'{total}: {after}. Make the periods sum to at least {total} (e.g. lengthen the last period by '
+            f'{total - sum(periods)}).'
+        )
+
+
 def check_model_section(opt: dict, section: str, schema: dict):
     """``train:`` or ``val:`` of a plugin model: its own keys, and the blocks inside them."""
     block = opt.get(section)
@@ -429,4 +463,5 @@ def check_options(opt: dict) -> dict:
         check_path(opt, getattr(model, 'path_keys', ()))
         for section, section_schema in schema.items():
             check_model_section(opt, section, section_schema)
+        check_schedule_covers_training(opt.get('train') or {})
     return opt

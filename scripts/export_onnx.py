@@ -19,7 +19,13 @@ sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed c
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.inference import build_from_options, input_channels, read_options, weights_path  # noqa: E402
-from dmtnet_arch.onnx_export import OPSET, export_onnx, parity_error, trace_size  # noqa: E402
+from dmtnet_arch.onnx_export import (  # noqa: E402
+    OPSET,
+    check_export_arguments,
+    export_onnx,
+    parity_error,
+    trace_size,
+)
 
 
 def main(argv=None) -> int:
@@ -32,6 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument('--width', type=int, help='fixed input width (with --height); default: dynamic')
     parser.add_argument('--opset', type=int, default=OPSET, help=f'ONNX opset (default {OPSET})')
     args = parser.parse_args(argv)
+    check_export_arguments(args.height, args.width, args.opset)  # before the network is built
     options = read_options(args.opt)
     net = build_from_options(options['network_g'], weights_path(options, args.weights, args.opt), args.param_key)
     channels = input_channels(net, options['network_g'])

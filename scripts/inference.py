@@ -23,6 +23,7 @@ from dmtnet_arch.data.dual_pixel_io import find_input_pairs  # noqa: E402
 from dmtnet_arch.inference import (  # noqa: E402
     Deblurrer,
     build_from_options,
+    check_output_folder,
     deblur_all,
     input_channels,
     options_from_checkpoint,
@@ -86,6 +87,7 @@ def main(argv=None) -> int:
         parser.error('give -opt OPTIONS, --weights CHECKPOINT (a file or built-in name such as synthetic-T), or both')
     options = read_options(args.opt) if args.opt else options_from_checkpoint(args.weights)
     layout, samples, failures = find_samples(args, parser)
+    check_output_folder(args.output, {'--input': args.input, '--left': args.left, '--right': args.right})
     log.info(f'{len(samples)} pairs found ({layout}); {len(failures)} files could not be paired')
     net = build_from_options(options['network_g'], weights_path(options, args.weights, args.opt), args.param_key)
     channels = input_channels(net, options['network_g'])

@@ -9,6 +9,7 @@ from ``tests/test_training.py``.
 import re
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -241,6 +242,80 @@ def test_toolbox_train_script_resumes_on_cpu_from_another_directory_after_sigkil
     assert (experiment / 'models' / f'net_g_{last + 2}.pth').is_file()
     assert list((toolbox / 'experiments').glob(f'{name}_archived_*')) == []
     assert not (elsewhere / 'experiments').exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# leaving the process group: every rank waits for the others, then destroys it (torchrun sees no SIGABRT)
+
+
+class RecordedAtexit:
+    """Stands in for the ``atexit`` module in compat: records what is registered instead of running it at exit."""
+
+    def __init__(self):
+        self.handlers = []
+
+    def register(self, handler):
+        self.handlers.append(handler)
+
+    def unregister(self, handler):
+        self.handlers = [h for h in self.handlers if h is not handler]
+
+
+def failing_pipeline(root):
+    raise ValueError(f'{root}: broken')
+
+
+@pytest.mark.parametrize(
+    'entry, fails',
+    [(entry, fails) for entry in ('plugin entry', 'toolbox script at exit') for fails in (False, True)],
+)
+def test_every_entry_leaves_the_process_group_after_a_barrier_unless_it_failed(tmp_path, monkeypatch, entry, fails):
+    import torch.distributed as dist
+
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    recorded = RecordedAtexit()
+    monkeypatch.setattr(compat, 'atexit', recorded)
+    barriers = []
+    real_barrier = dist.barrier
+    monkeypatch.setattr(dist, 'barrier', lambda *a, **k: barriers.append(1) or real_barrier(*a, **k))
+    init = f'file://{tmp_path / "store"}'
+    for _ in range(2):  # initialised twice in one process: still one exit handler
+        compat.init_dist_pytorch_on_any_device(init_method=init, rank=0, world_size=1)
+        dist.destroy_process_group()
+    compat.init_dist_pytorch_on_any_device(init_method=f'{init}2', rank=0, world_size=1)
+    assert recorded.handlers == [compat.leave_process_group_at_exit]
+    try:
+        if entry == 'plugin entry' and fails:
+            with pytest.raises(ValueError, match='broken'):
+                compat.run_then_leave_process_group(failing_pipeline, str(tmp_path))
+        elif entry == 'plugin entry':
+            assert compat.run_then_leave_process_group(str.upper, 'done') == 'DONE'
+        else:
+            if fails:  # what Python sets when an uncaught exception ended the script
+                monkeypatch.setattr(sys, 'last_value', ValueError('broken'), raising=False)
+            recorded.handlers[0]()
+        assert not dist.is_initialized()
+        assert barriers == ([] if fails else [1])  # a failed rank does not wait for ranks that wait for it
+        recorded.handlers[0]()  # at exit after the entry left: nothing left to do
+        assert len(barriers) == (0 if fails else 1)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_toolbox_train_script_under_torchrun_exits_cleanly_on_every_rank(tmp_path):
+    """BasicSR's own train.py never destroys its process group: the plugin does it at exit (this checkout's plugin,
+    through PYTHONPATH, so the test needs no reinstall)."""
+    toolbox = tmp_path / 'toolbox'
+    (toolbox / 'basicsr').mkdir(parents=True)
+    script = shutil.copy(Path(basicsr.__file__).parent / 'train.py', toolbox / 'basicsr' / 'train.py')
+    yml = write_yaml(tmp_path / 'dist.yml', train_options(unique_name('toolbox_ddp'), make_data(tmp_path / 'data', 2),
+                                                          total_iter=2, save_freq=2, batch=1))  # fmt: skip
+    cmd = [*torchrun(), '--nproc_per_node=2', f'--master_port={free_port()}', *TEE, script, '-opt', yml]
+    result = run([*cmd, '--launcher', 'pytorch'], toolbox, {'PYTHONPATH': str(REPO)})
+    check_ok(result)
+    assert 'End of training' in result.stderr
+    assert 'terminate called' not in result.stderr + result.stdout
 
 
 # ---------------------------------------------------------------------------------------------------------------

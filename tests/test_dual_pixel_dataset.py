@@ -113,7 +113,7 @@ def test_eight_bit_images_are_scaled_by_255(tmp_path):
     root = tmp_path / 'dp8'
     image = (np.arange(HEIGHT * WIDTH * 3) % 256).astype(np.uint8).reshape(HEIGHT, WIDTH, 3)
     for folder in ('inputL', 'inputR', 'target'):
-        write_png(root / folder / 'a.png', image)
+        write_png(root / folder / 'a.png', 255 - image if folder == 'inputR' else image)  # views must differ
     item = DualPixelDataset(folder_opt(root))[0]
     assert torch.equal(item['gt'], torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255))
 
@@ -282,7 +282,7 @@ def test_lmdb_key_missing_from_meta_info_is_named(folder_root, tmp_path):
         DualPixelDataset({**folder_opt(folder_root), **lmdb_opt})
     listed = tmp_path / 'meta.txt'
     listed.write_text('a.png (40,56,3) 1\nzz.png (40,56,3) 1\n')
-    with pytest.raises(ValueError, match=r"key 'zz' is not in .*lqL\.lmdb"):
+    with pytest.raises(ValueError, match=r"meta\.txt: lists key 'zz' .*the target LMDB .*gt\.lmdb does not hold"):
         DualPixelDataset({**folder_opt(folder_root), **lmdb_opt, 'meta_info_file': str(listed)})
 
 

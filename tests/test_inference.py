@@ -223,7 +223,18 @@ def test_no_weights_is_an_error_not_random_output(tmp_path, weights):
     options.write_text('network_g:\n' + ''.join(f'  {k}: {v}\n' for k, v in NETWORK.items()))
     write_pair(tmp_path / 'a_L.png', tmp_path / 'a_R.png')
     with pytest.raises(ValueError, match=r'net\.yml: no weights .*pretrain_network_g.*--weights'):
-        run(['-opt', options, '--left', tmp_path / 'a_L.png', '--right', tmp_path / 'a_R.png', '--output', tmp_path])
+        run(
+            [
+                '-opt',
+                options,
+                '--left',
+                tmp_path / 'a_L.png',
+                '--right',
+                tmp_path / 'a_R.png',
+                '--output',
+                tmp_path / 'o',
+            ]
+        )
 
 
 def test_params_key_can_be_chosen(tmp_path, weights):
@@ -392,7 +403,16 @@ def test_tiles_through_the_deblurrer_match_tiled_forward(weights):
 def test_missing_parameter_key_is_named(tmp_path, weights):
     options, _ = weights
     write_pair(tmp_path / 'a_L.png', tmp_path / 'a_R.png')
-    argv = ['-opt', options, '--left', tmp_path / 'a_L.png', '--right', tmp_path / 'a_R.png', '--output', tmp_path]
+    argv = [
+        '-opt',
+        options,
+        '--left',
+        tmp_path / 'a_L.png',
+        '--right',
+        tmp_path / 'a_R.png',
+        '--output',
+        tmp_path / 'o',
+    ]
     with pytest.raises(KeyError, match=r"net\.pth: no 'params_x' in the checkpoint"):
         run([*argv, '--param-key', 'params_x'])
 

@@ -72,14 +72,14 @@ def test_outputs_outside_0_1_are_clamped():
     gt[:4] = 0.0
     gt[-4:] = 1.0
     out = gt.copy()
-    out[:4] = -0.3  # below black
-    out[-4:] = 1.7  # above white
+    out[:4] = -0.04  # below black (further out is refused: tests/test_refusals.py)
+    out[-4:] = 1.04  # above white
     assert calculate_dp_mae(out, gt) == 0.0
     assert calculate_dp_psnr(out, gt) == math.inf
     assert calculate_dp_ssim(out, gt) == pytest.approx(1.0, abs=1e-12)
-    # only the part outside [0, 1] is cut: a pixel at 1.7 against a target at 0.8 is an error of 0.2
+    # only the part outside [0, 1] is cut: a pixel at 1.04 against a target at 0.8 is an error of 0.2
     gt_mid = np.full((H, W, 3), 0.8)
-    assert calculate_dp_mae(np.full((H, W, 3), 1.7), gt_mid, protocol='float') == pytest.approx(0.2, abs=1e-12)
+    assert calculate_dp_mae(np.full((H, W, 3), 1.04), gt_mid, protocol='float') == pytest.approx(0.2, abs=1e-12)
 
 
 @pytest.mark.parametrize('batched', [False, True], ids=['CHW', '1CHW'])

@@ -171,6 +171,7 @@ def test_numbers_written_as_strings_are_converted_and_bad_values_named():
 def test_progressive_and_cyclic_schedule_options_are_known():
     opt = shipped('train_DMTNet_synthetic.yml')
     opt['datasets']['train'].update(mini_batch_sizes=[4, 2], iters=['300', 300], gt_sizes=[32, 64])
+    opt['train']['total_iter'] = 600
     opt['train']['scheduler'] = {
         'type': 'CosineAnnealingRestartCyclicLR',
         'periods': [300, 300],

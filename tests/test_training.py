@@ -438,6 +438,7 @@ def test_train_entry_under_torchrun(tmp_path, new_name):
     result = run(cmd, REPO)
     check_ok(result)
     assert 'World size (gpu number): 2' in result.stderr
+    assert 'terminate called' not in result.stderr + result.stdout  # every rank left its process group
     experiment = REPO / 'experiments' / name
     network = DMTNet(**{k: v for k, v in NETWORK.items() if k != 'type'})
     network.load_state_dict(load_params(experiment / 'models' / 'net_g_2.pth'), strict=True)  # no 'module.' prefix

@@ -1,5 +1,6 @@
 """BasicSR dataset of dual-pixel scenes: left and right views in, the all-in-focus target out (see docs/data.md)."""
 
+import os
 import random
 import warnings
 
@@ -11,6 +12,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from dmtnet_arch.data.dual_pixel_io import (
     check_views_match,
     decode_image,
+    identical_views,
     load_categories,
     pair_dpdd_layout,
     pair_folder_layout,
@@ -21,6 +23,7 @@ from dmtnet_arch.data.dual_pixel_io import (
 from dmtnet_arch.option_check import Option
 
 ROOT_OPTIONS = {'left': 'dataroot_lqL', 'right': 'dataroot_lqR', 'target': 'dataroot_gt', 'combined': 'dataroot_lqC'}
+PATH_OPTIONS = (*ROOT_OPTIONS.values(), 'dataroot_dpdd', 'meta_info_file', 'category_file')
 ROTATION_WARNING = (
     'use_rot is on: a 90-degree rotation turns the horizontal dual-pixel disparity vertical, which real DP images '
     'never show; train with it only on purpose'
@@ -50,6 +53,9 @@ class DualPixelDataset(torch.utils.data.Dataset):
 
     def __init__(self, opt: dict):
         super().__init__()
+        for key in PATH_OPTIONS:  # BasicSR's parse_options expands ~ in dataroot_gt only
+            if isinstance(opt.get(key), str):
+                opt[key] = os.path.expanduser(opt[key])
         self.opt = opt
         self.io_options = dict(opt.get('io_backend', {'type': 'disk'}))
         self.backend = self.io_options.pop('type', 'disk')
@@ -126,9 +132,20 @@ class DualPixelDataset(torch.utils.data.Dataset):
             for view, where in locations.items()
         }
         check_views_match({self.describe(view, locations[view]): image for view, image in images.items()})
+        self.check_views_differ(images, locations)
         if self.bit_depth == 8:
             images = {view: reduce_to_8bit(image) for view, image in images.items()}
         return images
+
+    def check_views_differ(self, images: dict, locations: dict):
+        """Identical left and right views are an error naming both and the options that point at them."""
+        problem = identical_views(
+            self.describe('left', locations['left']), self.describe('right', locations['right']),
+            images['left'], images['right'],
+        )  # fmt: skip
+        if problem:
+            where = 'dataroot_dpdd' if self.opt.get('dataroot_dpdd') else 'dataroot_lqL and dataroot_lqR'
+            raise ValueError(f'DualPixelDataset ({self.opt.get("name")}): {problem}. Check {where}.')
 
     def read_bytes(self, view: str, where: str) -> bytes:
         """Raw bytes of one view: a file on disk or a key of that view's LMDB."""

@@ -4,6 +4,8 @@ Shared by :mod:`dmtnet_arch.data.dual_pixel_dataset` and ``scripts/prepare_dpdd.
 the two folder layouts and the category file formats.
 """
 
+import errno
+import os
 import re
 import shutil
 import struct
@@ -13,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from basicsr.utils import scandir
+
+from dmtnet_arch.atomic_io import DISK_FULL_ERRNOS
 
 VIEWS = ('left', 'right', 'target', 'combined')
 # The folder layout (Restormer's, prepare_dpdd.py's and the synthetic generator's) and its per-view LMDB names.
@@ -97,6 +101,17 @@ def check_views_match(images: dict):
             )
         if image.shape != first.shape:
             raise ValueError(f'views differ in size: {first_name} is {size_text(first)}, {name} is {size_text(image)}')
+
+
+def identical_views(left_name: str, right_name: str, left: np.ndarray, right: np.ndarray) -> str | None:
+    """Why a pair's views are unusable when they are identical pixel for pixel (the same file twice, or one view
+    copied over the other): with no disparity between them the network runs, and scores worse. None otherwise."""
+    if left.shape != right.shape or not np.array_equal(left, right):
+        return None
+    return (
+        f'the left view {left_name} and the right view {right_name} are identical, pixel for pixel (the same image '
+        'given twice, or one view copied over the other): there is no dual-pixel disparity to use'
+    )
 
 
 def bit_depth(image: np.ndarray) -> int:
@@ -316,6 +331,12 @@ def find_input_pairs(root, split: str = 'test') -> tuple[str, list, list]:
     if dpdd['left'][0].is_dir():
         combined = dpdd['combined'][0] if dpdd['combined'][0].is_dir() else None
         return f'DPDD ({split} split)', *pair_views_by_name(dpdd['left'][0], dpdd['right'][0], combined)
+    other_splits = sorted(path.parent.name[: -len('_l')] for path in root.glob('*_l/source') if path.is_dir())
+    if other_splits:
+        raise FileNotFoundError(
+            f'{root}: a DPDD layout without a {split!r} split ({split}_l/source); it has '
+            f'{", ".join(other_splits)}: pass --split {other_splits[0]}'
+        )
     folders = {view: root / name for view, name in VIEW_FOLDERS.items()}
     if folders['left'].is_dir():
         combined = folders['combined'] if folders['combined'].is_dir() else None
@@ -340,9 +361,11 @@ def read_meta_info_keys(meta_info_file) -> list:
 
 def pair_lmdb_layout(lmdb_paths: dict, meta_info_file=None, filename_tmpl: str = '{}') -> list:
     """Pair per-view LMDBs (``{view: path}``) by key; sorted target keys from ``meta_info_file`` or the target LMDB."""
-    target_keys = sorted(read_meta_info_keys(meta_info_file or Path(lmdb_paths['target']) / 'meta_info.txt'))
+    meta_info_file = meta_info_file or Path(lmdb_paths['target']) / 'meta_info.txt'
+    target_keys = sorted(read_meta_info_keys(meta_info_file))
     keys = {view: [filename_tmpl.format(key) for key in target_keys] for view in lmdb_paths if view != 'target'}
     keys['target'] = target_keys
+    check_keys_in_lmdb(target_keys, lmdb_paths['target'], listed_by=meta_info_file)
     for view, lmdb_path in lmdb_paths.items():
         check_keys_in_lmdb(keys[view], lmdb_path)
     return [
@@ -378,12 +401,18 @@ def check_lmdb_data_file(lmdb_path):
         raise ValueError(f'{data}: LMDB file is truncated ({size} bytes, its index needs {needed}); rebuild it')
 
 
-def check_keys_in_lmdb(keys: list, lmdb_path):
-    """Every key must be listed in the LMDB's own meta_info.txt; the error names the key and the LMDB. Its data file
-    is checked to be complete first."""
+def check_keys_in_lmdb(keys: list, lmdb_path, listed_by=None):
+    """Every key must be listed in the LMDB's own meta_info.txt; the error names the key and the LMDB, and blames
+    ``listed_by`` (the meta_info file the keys were read from) when given. Its data file is checked to be complete
+    first."""
     check_lmdb_data_file(lmdb_path)
     available = set(read_meta_info_keys(Path(lmdb_path) / 'meta_info.txt'))
     missing = [key for key in keys if key not in available]
+    if missing and listed_by is not None:
+        raise ValueError(
+            f'{listed_by}: lists key {missing[0]!r} ({len(missing)} keys in all) that the target LMDB {lmdb_path} '
+            'does not hold: is it the meta_info file of these LMDBs?'
+        )
     if missing:
         raise ValueError(f'key {missing[0]!r} is not in {lmdb_path} ({len(missing)} keys missing in all)')
 
@@ -501,6 +530,13 @@ def index_of_name(item: str, names: list, where: str) -> int:
     return stems.index(wanted)
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """ENOSPC or EDQUOT, as an OSError or in the message of an error that wraps it (LMDB's)."""
+    if isinstance(error, OSError):
+        return error.errno in DISK_FULL_ERRNOS
+    return any(os.strerror(code) in str(error) for code in DISK_FULL_ERRNOS)
+
+
 def write_view_lmdb(view_dir: Path, lmdb_path: Path, names: list):
     """One view's PNGs into an LMDB through BasicSR's maker (16-bit PNGs stay 16-bit), keyed by file stem, built
     under a temporary name and renamed. The map size is set from the files: BasicSR's estimate from the first
@@ -511,6 +547,14 @@ def write_view_lmdb(view_dir: Path, lmdb_path: Path, names: list):
     shutil.rmtree(temp, ignore_errors=True)
     map_size = 3 * sum((view_dir / name).stat().st_size for name in names) + (64 << 20)
     keys = [Path(name).stem for name in names]
-    make_lmdb_from_imgs(str(view_dir), str(temp), names, keys, map_size=map_size)
+    try:
+        make_lmdb_from_imgs(str(view_dir), str(temp), names, keys, map_size=map_size)
+    except Exception as error:
+        shutil.rmtree(temp, ignore_errors=True)
+        if is_disk_full(error):
+            raise OSError(
+                errno.ENOSPC, f'{lmdb_path}: disk full ({error}) while writing it; free some space or write elsewhere'
+            ) from error
+        raise
     shutil.rmtree(lmdb_path, ignore_errors=True)
     temp.replace(lmdb_path)

@@ -15,12 +15,29 @@ from skimage.metrics import structural_similarity
 from dmtnet_arch.data.dual_pixel_io import SCALE_BY_DTYPE
 
 PROTOCOL_LEVELS = {'16bit': 65535, '8bit': 255, 'float': None}
+SSIM_WINDOW = 7  # scikit-image's default win_size
 
 
-def to_hwc_float(img) -> np.ndarray:
-    """A (3, H, W) or (1, 3, H, W) tensor or an (H, W, 3) array -> float64 (H, W, 3) clamped to [0, 1]. Floats are
-    taken as [0, 1]; uint8 and uint16 images (BasicSR's own convention for metrics) are scaled by their dtype's
-    maximum; other integer types are refused, as their range is unknown."""
+# How far a float image may stray outside [0, 1] (a network's overshoot, clamped here) before it is refused as an
+# image on another scale, such as [0, 255], whose scores would look plausible and be wrong.
+FLOAT_RANGE_TOLERANCE = 0.05
+
+
+def check_float_range(img: np.ndarray, metric: str, which: str):
+    """A float image must lie in [0, 1] within :data:`FLOAT_RANGE_TOLERANCE`; the error names the metric."""
+    low, high = float(np.min(img)), float(np.max(img))
+    if low < -FLOAT_RANGE_TOLERANCE or high > 1 + FLOAT_RANGE_TOLERANCE:
+        raise ValueError(
+            f'{metric}: {which} is a float image with values in [{low:.4g}, {high:.4g}], outside [0, 1]: float images '
+            'must be in [0, 1] (one in [0, 255] would give plausible but wrong numbers); divide it by its maximum '
+            'level, or pass it as uint8 / uint16'
+        )
+
+
+def to_hwc_float(img, metric: str = 'metric', which: str = 'img') -> np.ndarray:
+    """A (3, H, W) or (1, 3, H, W) tensor or an (H, W, 3) array -> float64 (H, W, 3) clamped to [0, 1]. Floats must
+    be in [0, 1] (:func:`check_float_range`); uint8 and uint16 images (BasicSR's own convention for metrics) are
+    scaled by their dtype's maximum; other integer types are refused, as their range is unknown."""
     if isinstance(img, torch.Tensor):
         img = img.detach().cpu()
         if img.dim() == 4:
@@ -33,6 +50,8 @@ def to_hwc_float(img) -> np.ndarray:
         if img.dtype not in SCALE_BY_DTYPE:
             raise ValueError(f'metrics take float images in [0, 1] or uint8/uint16 images, got {img.dtype}')
         img = img / SCALE_BY_DTYPE[img.dtype]
+    elif img.size:
+        check_float_range(img, metric, which)
     img = np.asarray(img, dtype=np.float64)
     if img.ndim != 3:
         raise ValueError(f'expected an (H, W, C) image, got shape {img.shape}')
@@ -58,11 +77,11 @@ def check_options(protocol: str, options: dict):
         raise ValueError(f"Unknown metric options {unknown}: these metrics take protocol (and BasicSR's better)")
 
 
-def prepare_pair(img, img2, protocol: str, options: dict) -> tuple[np.ndarray, np.ndarray]:
+def prepare_pair(img, img2, protocol: str, options: dict, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Output and target as clamped float64 (H, W, C) arrays of the same shape, at the protocol's levels."""
     check_options(protocol, options)
-    target = to_hwc_float(img2)
-    a = quantise(to_hwc_float(img), protocol)
+    target = to_hwc_float(img2, metric, 'img2 (the target)')
+    a = quantise(to_hwc_float(img, metric, 'img (the output)'), protocol)
     b = read_as_8bit(target) if protocol == '8bit' else quantise(target, protocol)
     if a.shape != b.shape:
         raise ValueError(f'image shapes differ: {a.shape} and {b.shape}')
@@ -72,7 +91,7 @@ def prepare_pair(img, img2, protocol: str, options: dict) -> tuple[np.ndarray, n
 @METRIC_REGISTRY.register()
 def calculate_dp_psnr(img, img2, protocol: str = '16bit', **kwargs) -> float:
     """PSNR = 10 log10(1 / MSE) over all pixels and channels, peak 1."""
-    a, b = prepare_pair(img, img2, protocol, kwargs)
+    a, b = prepare_pair(img, img2, protocol, kwargs, 'calculate_dp_psnr')
     mse = np.mean((a - b) ** 2)
     return float('inf') if mse == 0 else float(10 * np.log10(1.0 / mse))
 
@@ -80,14 +99,19 @@ def calculate_dp_psnr(img, img2, protocol: str = '16bit', **kwargs) -> float:
 @METRIC_REGISTRY.register()
 def calculate_dp_ssim(img, img2, protocol: str = '16bit', **kwargs) -> float:
     """scikit-image SSIM with data_range 1 over the RGB image (channel_axis -1)."""
-    a, b = prepare_pair(img, img2, protocol, kwargs)
+    a, b = prepare_pair(img, img2, protocol, kwargs, 'calculate_dp_ssim')
+    if min(a.shape[:2]) < SSIM_WINDOW:
+        raise ValueError(
+            f'calculate_dp_ssim: the image is {a.shape[1]} x {a.shape[0]} pixels, smaller than the {SSIM_WINDOW} x '
+            f'{SSIM_WINDOW} window SSIM slides over it; score images of at least {SSIM_WINDOW} pixels a side'
+        )
     return float(structural_similarity(a, b, data_range=1.0, channel_axis=-1))
 
 
 @METRIC_REGISTRY.register()
 def calculate_dp_mae(img, img2, protocol: str = '16bit', **kwargs) -> float:
     """Mean absolute error over all pixels and channels."""
-    a, b = prepare_pair(img, img2, protocol, kwargs)
+    a, b = prepare_pair(img, img2, protocol, kwargs, 'calculate_dp_mae')
     return float(np.mean(np.abs(a - b)))
 
 

@@ -42,9 +42,9 @@ def lpips_network():
     return lpips.LPIPS(net='alex', verbose=False).eval()
 
 
-def to_lpips_input(img) -> torch.Tensor:
+def to_lpips_input(img, which: str = 'img') -> torch.Tensor:
     """An image in [0, 1] (tensor or array) as a (1, 3, H, W) float tensor in [-1, 1]."""
-    return torch.from_numpy(to_hwc_float(img)).float().permute(2, 0, 1)[None] * 2 - 1
+    return torch.from_numpy(to_hwc_float(img, 'calculate_dp_lpips', which)).float().permute(2, 0, 1)[None] * 2 - 1
 
 
 @METRIC_REGISTRY.register()
@@ -54,4 +54,6 @@ def calculate_dp_lpips(img, img2, **kwargs) -> float:
     if unknown:
         raise ValueError(f"Unknown metric options {unknown}: calculate_dp_lpips takes only BasicSR's better")
     with torch.no_grad():
-        return float(lpips_network()(to_lpips_input(img), to_lpips_input(img2)).item())
+        return float(
+            lpips_network()(to_lpips_input(img, 'img (the output)'), to_lpips_input(img2, 'img2 (the target)')).item()
+        )

@@ -127,7 +127,7 @@ class DualPixelModel(SRModel):
     # (optim_*, scheduler, *_opt, metrics) are checked against what their type takes. A subclass adds its own keys.
     option_schema = {
         'train': {
-            'ema_decay': Option(float, minimum=0),
+            'ema_decay': Option(float, minimum=0, below=1),  # 1: the EMA never moves; above: it diverges
             'optim_g': Option(dict, nullable=False),
             'scheduler': Option(dict),
             'total_iter': Option(int, nullable=False, minimum=1),
@@ -295,9 +295,19 @@ class DualPixelModel(SRModel):
         return osp.join(visualization, dataset_name, f'{img_name}_{suffix}.png')
 
     def image_metrics(self, metric_opts: dict) -> dict[str, float]:
-        """Every configured metric on the float output (clamped inside the metric) against the float target."""
-        data = {'img': self.output[0], 'img2': self.gt[0]}
+        """Every configured metric on the float output, clamped to [0, 1] (the metrics refuse floats far outside it,
+        and a network may overshoot by any amount), against the float target."""
+        data = {'img': self.output[0].clamp(0, 1), 'img2': self.gt[0]}
         return {name: calculate_metric(data, opt) for name, opt in metric_opts.items()}
+
+    def scored(self, metric_opts: dict, val_data: dict) -> dict[str, float]:
+        """:meth:`image_metrics`, with a metric's refusal (an image smaller than SSIM's window, say) naming the
+        image's file."""
+        try:
+            return self.image_metrics(metric_opts)
+        except ValueError as error:
+            source = val_data['lq_path'][0] if 'lq_path' in val_data else val_data.get('name', ['image'])[0]
+            raise ValueError(f'{source}: {error}') from error
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         self.evaluate(dataloader, current_iter, tb_logger, save_img)
@@ -357,7 +367,7 @@ class DualPixelModel(SRModel):
                 outcome['image'] = (path, png16_bytes(self.output[0], path))
             if metric_opts and hasattr(self, 'gt'):
                 category = val_data['category'][0] if 'category' in val_data else ''
-                outcome['record'] = {'image': img_name, 'category': category, **self.image_metrics(metric_opts)}
+                outcome['record'] = {'image': img_name, 'category': category, **self.scored(metric_opts, val_data)}
             return outcome, None
         except Exception as error:  # sent to rank 0, then raised on every rank
             outcome['error'] = describe(error)
