@@ -86,6 +86,12 @@ def read_scene(sample) -> dict:
     return views
 
 
+def blurred_as_stored(views: dict) -> np.ndarray:
+    """The combined view at the input's bit depth (the mean of the views is rounded as a file would hold it)."""
+    levels = 2 ** views['bits'] - 1
+    return np.round(views['combined'] * levels) / levels
+
+
 def as_input(first: np.ndarray, second: np.ndarray) -> torch.Tensor:
     """(1, 6, H, W): the first view's channels, then the second's."""
     stacked = np.concatenate([first, second], axis=2).transpose(2, 0, 1)
@@ -108,8 +114,7 @@ def score_scene(deblurrer: Deblurrer, sample) -> tuple[SceneScore, np.ndarray]:
     output = output_as_saved(deblurrer, as_input(views['left'], views['right']), views['bits'], sample.name)
     swapped = output_as_saved(deblurrer, as_input(views['right'], views['left']), views['bits'], sample.name)
     target = views['target']
-    blurred = np.round(views['combined'] * (2 ** views['bits'] - 1)) / (2 ** views['bits'] - 1)
-    values = (*score(blurred, target), *score(output, target), *score(swapped, target))
+    values = (*score(blurred_as_stored(views), target), *score(output, target), *score(swapped, target))
     return SceneScore(sample.name, *values), output
 
 
@@ -169,8 +174,7 @@ def score_outputs(samples: list, outputs_dir) -> list:
     for sample in samples:
         views = read_scene(sample)
         output = read_image(Path(outputs_dir) / f'{sample.name}.png')
-        blurred = np.round(views['combined'] * (2 ** views['bits'] - 1)) / (2 ** views['bits'] - 1)
-        values = (*score(blurred, views['target']), *score(output, views['target']))
+        values = (*score(blurred_as_stored(views), views['target']), *score(output, views['target']))
         scores.append(SceneScore(sample.name, *values, float('nan'), float('nan')))
     return scores
 

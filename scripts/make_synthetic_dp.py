@@ -85,35 +85,39 @@ def build_parser() -> argparse.ArgumentParser:
         '--noise', type=fraction, default=0.0, help='sensor noise std at mid-grey, in [0, 1] (0 = off, e.g. 0.01)'
     )
     parser.add_argument('--f-number', type=positive_float, default=CameraModel().f_number, help='larger = less blur')
-    parser.add_argument(
-        '--dead-leaves',
-        type=fraction,
-        default=ContentModel().dead_leaves_probability,
-        help='probability that a layer is procedural dead-leaves content instead of a photograph',
+    realism = (  # (flag, type, default, help): the options chosen by measuring real captures (docs/synthetic_data.md)
+        (
+            '--dead-leaves',
+            fraction,
+            ContentModel().dead_leaves_probability,
+            'probability that a layer is procedural dead-leaves content instead of a photograph',
+        ),
+        (
+            '--ramp-strength',
+            fraction,
+            PsfModel().ramp_strength,
+            'left/right split of the DP PSF: 1 = full linear ramp; lower = less disparity per px of blur',
+        ),
+        (
+            '--focus-on-foreground',
+            fraction,
+            SceneRanges().focus_on_foreground_probability,
+            'probability that autofocus picks a foreground object rather than any pixel',
+        ),
+        (
+            '--view-gain-gradient',
+            non_negative_float,
+            CameraPipeline().view_gain_gradient,
+            'largest left/right brightness gradient across the frame (drawn in +-this per sample)',
+        ),
     )
-    parser.add_argument(
-        '--ramp-strength',
-        type=fraction,
-        default=PsfModel().ramp_strength,
-        help='left/right split of the DP PSF: 1 = full linear ramp; lower = less disparity per px of blur',
-    )
-    parser.add_argument(
-        '--focus-on-foreground',
-        type=fraction,
-        default=SceneRanges().focus_on_foreground_probability,
-        help='probability that autofocus picks a foreground object rather than any pixel',
-    )
+    for flag, kind, default, text in realism:
+        parser.add_argument(flag, type=kind, default=default, help=text)
     parser.add_argument(
         '--linear-light',
         action=argparse.BooleanOptionalAction,
         default=CameraPipeline().linear_light,
         help='render and add noise in linear light, then apply a gamma 2.2 tone curve',
-    )
-    parser.add_argument(
-        '--view-gain-gradient',
-        type=non_negative_float,
-        default=CameraPipeline().view_gain_gradient,
-        help='largest left/right brightness gradient across the frame (drawn in +-this per sample)',
     )
     parser.add_argument(
         '--bits',
