@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
             'left/right split of the DP PSF: 1 = full linear ramp; lower = less disparity per px of blur',
         ),
         (
+            '--psf-variation',
+            fraction,
+            PsfModel().shape_variation,
+            'per sample, scale the ramp strength, rim floor and softening by a factor in [1 - V, 1 + V]',
+        ),
+        (
             '--focus-on-foreground',
             fraction,
             SceneRanges().focus_on_foreground_probability,
@@ -144,7 +150,7 @@ def main(argv=None) -> None:
         sources_dir=args.sources,
         noise_std=args.noise,
         camera=CameraModel(f_number=args.f_number),
-        psf_model=PsfModel(ramp_strength=args.ramp_strength),
+        psf_model=PsfModel(ramp_strength=args.ramp_strength, shape_variation=args.psf_variation),
         content=ContentModel(dead_leaves_probability=args.dead_leaves),
         scene=SceneRanges(focus_on_foreground_probability=args.focus_on_foreground),
         pipeline=CameraPipeline(

@@ -218,23 +218,17 @@ def test_the_same_file_as_both_views_is_refused(tmp_path, weights, capsys):
     assert 'a.png is given as both the left and the right view' in capsys.readouterr().err
 
 
+def one_pair_argv(options, folder: Path) -> list:
+    """Arguments deblurring the pair ``a_L.png`` / ``a_R.png`` of ``folder`` into ``folder/o``."""
+    return ['-opt', options, '--left', folder / 'a_L.png', '--right', folder / 'a_R.png', '--output', folder / 'o']
+
+
 def test_no_weights_is_an_error_not_random_output(tmp_path, weights):
     options = tmp_path / 'net.yml'
     options.write_text('network_g:\n' + ''.join(f'  {k}: {v}\n' for k, v in NETWORK.items()))
     write_pair(tmp_path / 'a_L.png', tmp_path / 'a_R.png')
     with pytest.raises(ValueError, match=r'net\.yml: no weights .*pretrain_network_g.*--weights'):
-        run(
-            [
-                '-opt',
-                options,
-                '--left',
-                tmp_path / 'a_L.png',
-                '--right',
-                tmp_path / 'a_R.png',
-                '--output',
-                tmp_path / 'o',
-            ]
-        )
+        run(one_pair_argv(options, tmp_path))
 
 
 def test_params_key_can_be_chosen(tmp_path, weights):
@@ -403,16 +397,7 @@ def test_tiles_through_the_deblurrer_match_tiled_forward(weights):
 def test_missing_parameter_key_is_named(tmp_path, weights):
     options, _ = weights
     write_pair(tmp_path / 'a_L.png', tmp_path / 'a_R.png')
-    argv = [
-        '-opt',
-        options,
-        '--left',
-        tmp_path / 'a_L.png',
-        '--right',
-        tmp_path / 'a_R.png',
-        '--output',
-        tmp_path / 'o',
-    ]
+    argv = one_pair_argv(options, tmp_path)
     with pytest.raises(KeyError, match=r"net\.pth: no 'params_x' in the checkpoint"):
         run([*argv, '--param-key', 'params_x'])
 

@@ -180,3 +180,15 @@ def test_shift_against_blur_fits_the_slope_through_the_origin():
     result = stats.shift_against_blur(blocks)
     assert result['slope'] == pytest.approx(0.4) and result['blocks'] == 3
     assert result['by_radius'][8.0] == (pytest.approx(3.2), 1)
+
+
+def test_psf_variation_draws_a_shape_per_sample_within_its_range(sources):
+    model = sdp.PsfModel(ramp_strength=0.7, shape_variation=0.4)
+    drawn = [model.varied(np.random.default_rng(seed)) for seed in range(20)]
+    assert all(0.7 * 0.6 - 1e-9 <= d.ramp_strength <= 0.7 * 1.4 + 1e-9 for d in drawn)
+    assert all(0.5 * 0.6 - 1e-9 <= d.rim_floor <= 0.5 * 1.4 + 1e-9 and d.shape_variation == 0 for d in drawn)
+    assert len({d.ramp_strength for d in drawn}) > 3  # it varies
+    assert drawn[0] == model.varied(np.random.default_rng(0))  # and is deterministic for a seed
+    varied = sample(sources, seed=3, psf_model=model)
+    assert np.array_equal(varied.left, sample(sources, seed=3, psf_model=model).left)
+    assert not np.array_equal(varied.left, sample(sources, seed=3, psf_model=sdp.PsfModel(ramp_strength=0.7)).left)

@@ -9,7 +9,7 @@ two photodiodes. Everything is deterministic for a ``(seed, index)`` pair.
 
 import functools
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -55,6 +55,23 @@ class PsfModel:
     sigma_per_radius: float = 0.05
     in_focus_radius: float = 0.5
     ramp_strength: float = 1.0
+    shape_variation: float = 0.0
+
+    def varied(self, rng: np.random.Generator) -> 'PsfModel':
+        """This shape with ramp strength, rim floor and softening each scaled by a factor drawn in
+        [1 - shape_variation, 1 + shape_variation] (steps of 0.05, so the PSF cache still hits): one per sample."""
+
+        def scaled(value: float, top: float) -> float:
+            factor = np.round(rng.uniform(1 - self.shape_variation, 1 + self.shape_variation) / 0.05) * 0.05
+            return float(np.clip(value * factor, 0.0, top))
+
+        return replace(
+            self,
+            ramp_strength=scaled(self.ramp_strength, 1.0),
+            rim_floor=scaled(self.rim_floor, 1.0),
+            sigma_per_radius=scaled(self.sigma_per_radius, np.inf),
+            shape_variation=0.0,
+        )
 
 
 @dataclass(frozen=True)
@@ -513,6 +530,8 @@ def generate_sample(
     layers = random_scene(rng, as_size(size), sources, camera, scene, content)
     for layer in layers:
         layer.texture = pipeline.to_linear(layer.texture)
+    if psf_model.shape_variation:
+        psf_model = psf_model.varied(rng)
     sample = render_layers(layers, psf_model, coc_step)
     if pipeline.view_gain_gradient:
         sample = imbalance_views(sample, float(rng.uniform(-1.0, 1.0)) * pipeline.view_gain_gradient)
