@@ -77,7 +77,7 @@ def scenes_with_targets(root, split: str = 'test') -> list:
 
 def read_scene(sample) -> dict:
     """The views of a scene as float RGB; without a combined capture, the mean of the views stands in for it."""
-    paths = {view: path for view, path in sample.views().items()}
+    paths = sample.views()
     images = {path: read_image(path) for path in paths.values()}
     check_views_match(images)
     views = {view: to_float(images[path]) for view, path in paths.items()}
@@ -149,9 +149,14 @@ def summary_line(label: str, mean: SceneScore, count: int) -> str:
     return (
         f'{label}: {count} scenes; blurred {mean.psnr_blurred:.2f} dB / {mean.ssim_blurred:.4f}, output '
         f'{mean.psnr_output:.2f} dB / {mean.ssim_output:.4f}: gain {mean.gain:+.2f} dB, views swapped '
-        f'{number_text(mean.gain_swapped, 2, "+") or "not run"} dB, order margin '
-        f'{number_text(mean.order_margin, 2, "+") or "not run"} dB'
+        f'{decibels(mean.gain_swapped)}, order margin {decibels(mean.order_margin)}'
     )
+
+
+def decibels(value: float) -> str:
+    """'+0.39 dB', or 'not run' for NaN (outputs made elsewhere have no swapped run)."""
+    text = number_text(value, 2, '+')
+    return f'{text} dB' if text else 'not run'
 
 
 def run_benchmark(deblurrer: Deblurrer, samples: list, output_dir=None, progress=None) -> list:

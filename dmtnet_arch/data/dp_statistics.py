@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dmtnet_arch.data.dual_pixel_io import VIEW_FOLDERS, list_pngs, read_image, to_float
+
 DISC_RADII = tuple(np.arange(0.0, 16.5, 0.5))
 
 
@@ -125,8 +127,6 @@ def view_balance(views: dict, columns: int = 8) -> np.ndarray:
 def measure_folder(root) -> tuple[list, dict]:
     """Block measurements of every scene of an ``inputL/ inputR/ inputC/ target/`` folder and each scene's
     left/right brightness ratio per vertical strip."""
-    from dmtnet_arch.data.dual_pixel_io import VIEW_FOLDERS, list_pngs, read_image, to_float
-
     measurements, balance = [], {}
     for name in list_pngs(f'{root}/{VIEW_FOLDERS["left"]}'):
         views = {view: to_float(read_image(f'{root}/{folder}/{name}')) for view, folder in VIEW_FOLDERS.items()}
