@@ -1,11 +1,13 @@
 """Installable BasicSR plugin: DMTNet and its dual-pixel data, model and metrics."""
 
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 STARTUP_HOOK = 'dmtnet_arch.pth'
+VERSION = re.search(r"__version__ = '([^']+)'", Path('dmtnet_arch/version.py').read_text())[1]
 
 
 class BuildWithStartupHook(build_py):
@@ -18,12 +20,12 @@ class BuildWithStartupHook(build_py):
 
 setup(
     name='dmtnet_arch',
-    version='0.1.0',
+    version=VERSION,
     description='DMTNet dual-pixel defocus deblurring as a BasicSR plugin',
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['dmtnet_arch', 'dmtnet_arch.*']),
-    package_data={'dmtnet_arch': ['weights/*.pth']},  # the built-in checkpoints (dmtnet_arch/checkpoint.py)
+    package_data={'dmtnet_arch': ['weights/*.pth']},  # the built-in checkpoints (dmtnet_arch/utils/checkpoint.py)
     py_modules=['dmtnet_arch_startup'],
     cmdclass={'build_py': BuildWithStartupHook},
     python_requires='>=3.10',

@@ -8,4 +8,4 @@ from dmtnet_arch import archs, data, metrics, models  # noqa: E402,F401  (regist
 
 compat.patch_basicsr()
 
-__version__ = '0.1.0'
+from dmtnet_arch.version import __version__  # noqa: E402,F401

@@ -113,7 +113,7 @@ def newest_loadable_state(states_dir: str, models_dir: str, net_labels=('net_g',
     """``(path, state)`` of the newest complete state that loads and whose networks load; each newer one is skipped
     with a warning naming the file and why. States that exist but none loads are an error: starting afresh would
     archive the experiment."""
-    from dmtnet_arch.checkpoint import network_state, read_checkpoint, read_training_state
+    from dmtnet_arch.utils.checkpoint import network_state, read_checkpoint, read_training_state
 
     skipped = []
     for state_path in complete_states(states_dir, models_dir, net_labels):
@@ -143,7 +143,7 @@ def load_resume_state_from_root(opt: dict):
     skipped), load with ``weights_only=True`` on the CPU: the optimizers move their states to the parameters."""
     from basicsr.utils import check_resume
 
-    from dmtnet_arch.checkpoint import read_training_state
+    from dmtnet_arch.utils.checkpoint import read_training_state
 
     found = None
     if opt['auto_resume']:
@@ -199,7 +199,7 @@ def run_options(opt: dict) -> dict:
 
 def run_differences(recorded: dict, current: dict) -> list[str]:
     """``part: option recorded -> current`` for each difference. A network option set on one side only is not one:
-    the checkpoint's record settles it when the networks are built (dmtnet_arch/checkpoint.py)."""
+    the checkpoint's record settles it when the networks are built (dmtnet_arch/utils/checkpoint.py)."""
     differences = []
     for part in ('network', 'data', 'schedule'):
         old, new = recorded.get(part) or {}, current.get(part) or {}
@@ -287,7 +287,7 @@ def keep_yaml_schedule_on_resume(resume_training):
 
 def atomic_torch_save(obj, path: str):
     """torch.save to a temporary name beside ``path``, then rename: a kill leaves the old file or the new one."""
-    from dmtnet_arch.atomic_io import save_torch_atomically  # not at module level: loaded before basicsr exists
+    from dmtnet_arch.utils.file_util import save_torch_atomically  # not at module level: loaded before basicsr exists
 
     save_torch_atomically(obj, path)
 
@@ -295,8 +295,8 @@ def atomic_torch_save(obj, path: str):
 def save_network_atomically(self, net, net_label, current_iter, param_key='params'):
     """Broken: ``BaseModel.save_network`` writes the checkpoint in place, so a kill mid-write leaves a truncated
     ``net_g_<iter>.pth`` that resuming then fails on. Same content, written by :func:`atomic_torch_save`, by rank 0;
-    plus ``built_with``, what built the network (checked on load, dmtnet_arch/checkpoint.py)."""
-    from dmtnet_arch.checkpoint import RECORD_KEY, network_record
+    plus ``built_with``, what built the network (checked on load, dmtnet_arch/utils/checkpoint.py)."""
+    from dmtnet_arch.utils.checkpoint import RECORD_KEY, network_record
 
     if self.opt.get('rank', 0) != 0:
         return
@@ -447,14 +447,14 @@ def model_to_device_on_any_device(model_to_device):
 def load_network_checked(self, net, load_path, strict=True, param_key='params'):
     """Broken: ``BaseModel.load_network`` reads with ``weights_only=False``, a truncated or empty file gives a raw
     torch error naming no file, a T checkpoint loaded as S prints thousands of key names without saying so, and
-    nothing checks the options that built the checkpoint. Read through dmtnet_arch/checkpoint.py instead: errors
+    nothing checks the options that built the checkpoint. Read through dmtnet_arch/utils/checkpoint.py instead: errors
     name the file, a size mismatch names the variant of each side, the checkpoint's record is checked. BasicSR's
     fallback from a missing ``params_ema`` to ``params`` and its log line are kept; a bare state dict (an official
     release such as IFAN's ``IFAN.pytorch``) loads whatever ``param_key`` says."""
     import torch
     from basicsr.utils import get_root_logger
 
-    from dmtnet_arch.checkpoint import checkpoint_record, load_state, network_state, read_checkpoint
+    from dmtnet_arch.utils.checkpoint import checkpoint_record, load_state, network_state, read_checkpoint
 
     logger = get_root_logger()
     bare = self.get_bare_model(net)
@@ -481,10 +481,10 @@ def adopt_checkpoint_options_first(init):
     """Broken: ``BaseModel`` subclasses build their networks from the option file alone, so a checkpoint trained with
     ``input_residual: true`` (or any other structural option) loads into a network built without it and scores
     wrong with no warning. Before the networks are built, options the file leaves unset are taken from the
-    checkpoint's record and options it sets must agree (dmtnet_arch/checkpoint.py)."""
+    checkpoint's record and options it sets must agree (dmtnet_arch/utils/checkpoint.py)."""
 
     def init_after_adopting(self, opt):
-        from dmtnet_arch.checkpoint import adopt_checkpoint_options
+        from dmtnet_arch.utils.checkpoint import adopt_checkpoint_options
 
         adopt_checkpoint_options(opt)
         self.defining_run_options = run_options(opt)  # before setup_optimizers pops the types out of opt
@@ -497,10 +497,10 @@ def adopt_checkpoint_options_first(init):
 def check_options_when_parsed(parse_options):
     """Missing in BasicSR: an unknown key (``use_hflp``) is ignored, a number YAML reads as a string (``lr: 5e-4``)
     fails later with a bare TypeError, a test run without weights scores a random network. Check the parsed options
-    against what this plugin registers (dmtnet_arch/option_check.py) before anything is built."""
+    against what this plugin registers (dmtnet_arch/utils/options.py) before anything is built."""
 
     def parse_and_check(root_path, is_train=True):
-        from dmtnet_arch.option_check import check_options
+        from dmtnet_arch.utils.options import check_options
 
         opt, args = parse_options(root_path, is_train)
         check_options(opt)

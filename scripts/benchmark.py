@@ -17,8 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
 import dmtnet_arch  # noqa: E402,F401
-from dmtnet_arch.atomic_io import write_bytes_atomically  # noqa: E402
-from dmtnet_arch.benchmark import (  # noqa: E402
+from dmtnet_arch.tools.benchmark import (  # noqa: E402
     TABLE_HEADER,
     Case,
     convolution_rate,
@@ -28,7 +27,8 @@ from dmtnet_arch.benchmark import (  # noqa: E402
     table_row,
     training_iterations_per_second,
 )
-from dmtnet_arch.option_check import check_device  # noqa: E402
+from dmtnet_arch.utils.file_util import write_bytes_atomically  # noqa: E402
+from dmtnet_arch.utils.options import check_device  # noqa: E402
 
 PRECISIONS = {
     'fp32': {},
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     if args.json:
         write_bytes_atomically(args.json, json.dumps(results, indent=1).encode())
     if args.plot:
-        from dmtnet_arch.plotting import latency_against_size
+        from dmtnet_arch.utils.plot_util import latency_against_size
 
         first = args.precisions.split(',')[0]
         series = {}

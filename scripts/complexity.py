@@ -11,7 +11,7 @@ import torch
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
-from dmtnet_arch.complexity import PAPER_TABLE1, count_macs, count_parameters
+from dmtnet_arch.tools.complexity import PAPER_TABLE1, count_macs, count_parameters
 
 ROWS = [(f'DMTNet-{v}', {'variant': v}, v) for v in PAPER_TABLE1] + [
     ('DMTNet-B, CNN features (Table 2)', {'variant': 'B', 'feature_extractor': 'cnn'}, None),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dmtnet_arch.dpdnet_keras import convert_dpdnet_keras  # noqa: E402
+from dmtnet_arch.tools.convert_dpdnet_keras import convert_dpdnet_keras  # noqa: E402
 
 
 def main():

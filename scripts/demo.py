@@ -32,10 +32,10 @@ from basicsr.losses import build_loss  # noqa: E402
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin)
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset  # noqa: E402
-from dmtnet_arch.data.dual_pixel_io import read_image, to_float  # noqa: E402
 from dmtnet_arch.data.synthetic_dp import generate_dataset  # noqa: E402
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_mae, calculate_dp_psnr, calculate_dp_ssim  # noqa: E402
-from dmtnet_arch.plotting import Panel, metric_curve, most_defocused_window, side_by_side_figure  # noqa: E402
+from dmtnet_arch.utils.img_util import read_image, to_float  # noqa: E402
+from dmtnet_arch.utils.plot_util import Panel, metric_curve, most_defocused_window, side_by_side_figure  # noqa: E402
 
 TRAIN_OPT = ROOT / 'options' / 'train_DMTNet_synthetic.yml'
 TEST_OPT = ROOT / 'options' / 'test_DMTNet_synthetic.yml'

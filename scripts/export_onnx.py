@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
-from dmtnet_arch.inference import build_from_options, input_channels, read_options, weights_path  # noqa: E402
-from dmtnet_arch.onnx_export import (  # noqa: E402
+from dmtnet_arch.tools.inference import build_from_options, input_channels, read_options, weights_path  # noqa: E402
+from dmtnet_arch.tools.onnx_export import (  # noqa: E402
     OPSET,
     check_export_arguments,
     export_onnx,

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
-from dmtnet_arch.data.dual_pixel_io import find_input_pairs  # noqa: E402
-from dmtnet_arch.inference import (  # noqa: E402
+from dmtnet_arch.data.data_util import find_input_pairs  # noqa: E402
+from dmtnet_arch.tools.inference import (  # noqa: E402
     Deblurrer,
     build_from_options,
     check_output_folder,
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
-    log = logging.getLogger('dmtnet_arch.inference')
+    log = logging.getLogger('dmtnet_arch.tools.inference')
     if not (args.opt or args.weights):
         parser.error('give -opt OPTIONS, --weights CHECKPOINT (a file or built-in name such as synthetic-T), or both')
     options = read_options(args.opt) if args.opt else options_from_checkpoint(args.weights)

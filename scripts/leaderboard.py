@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's plugin
 
-from dmtnet_arch.leaderboard import parse_size, run_leaderboard  # noqa: E402
+from dmtnet_arch.tools.leaderboard import parse_size, run_leaderboard  # noqa: E402
 
 
 def main():

@@ -2,7 +2,7 @@
 
 Model M is trained from options/train_M.yml and tested with options/test_M.yml (network, loss, optimizer,
 learning rate and metric protocol from those files; data, patch, batch, seed and training time common: see
-dmtnet_arch/short_training.py). Trainings already done (their record in OUT/budget/ and weights exist) are kept.
+dmtnet_arch/tools/short_training.py). Trainings already done (their record in OUT/budget/ and weights exist) are kept.
 
     python scripts/leaderboard_synthetic.py --models DMTNet_T DMTNet_S --seconds 180 --out results/leaderboard_synthetic
 """
@@ -15,16 +15,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dmtnet_arch.atomic_io import write_bytes_atomically  # noqa: E402
 from dmtnet_arch.data.synthetic_dp import generate_dataset  # noqa: E402
-from dmtnet_arch.option_check import read_option_file as read_options  # noqa: E402
-from dmtnet_arch.short_training import (  # noqa: E402
+from dmtnet_arch.tools.short_training import (  # noqa: E402
     Budget,
     matching_test_options,
     short_training_options,
     train_for,
     write_options,
 )
+from dmtnet_arch.utils.file_util import write_bytes_atomically  # noqa: E402
+from dmtnet_arch.utils.options import read_option_file as read_options  # noqa: E402
 
 DEFAULT_MODELS = ['DMTNet_T', 'DMTNet_S', 'DMTNet_B', 'DMTNet_L', 'DMTNet_H', 'Restormer_DP', 'DPDNet', 'IFAN']
 
@@ -71,7 +71,7 @@ def main():
     make_data(args.data, args.size)
     records = [train(model, args, budget) for model in args.models]
     if not args.train_only:
-        from dmtnet_arch.leaderboard import run_leaderboard
+        from dmtnet_arch.tools.leaderboard import run_leaderboard
 
         run_leaderboard([r['test_options'] for r in records], args.out, published=True,
                         command='python scripts/' + ' '.join([Path(sys.argv[0]).name, *sys.argv[1:]]))  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's dmtnet_arch, not an installed copy
 
-from dmtnet_arch.data.dp_statistics import measure_folder, report_lines  # noqa: E402
+from dmtnet_arch.tools.dp_statistics import measure_folder, report_lines  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

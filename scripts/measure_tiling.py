@@ -19,10 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
 import dmtnet_arch  # noqa: E402,F401
-from dmtnet_arch.data.dual_pixel_io import VIEW_FOLDERS, pair_folder_layout, read_image, to_float  # noqa: E402
-from dmtnet_arch.inference import build_from_options, read_options  # noqa: E402
-from dmtnet_arch.scale_analysis import fixed_alpha  # noqa: E402
-from dmtnet_arch.tiling import blended_zone_mask, tiled_forward  # noqa: E402
+from dmtnet_arch.data.data_util import VIEW_FOLDERS, pair_folder_layout  # noqa: E402
+from dmtnet_arch.tools.inference import build_from_options, read_options  # noqa: E402
+from dmtnet_arch.tools.scale_analysis import fixed_alpha  # noqa: E402
+from dmtnet_arch.utils.img_util import read_image, to_float  # noqa: E402
+from dmtnet_arch.utils.tile_util import blended_zone_mask, tiled_forward  # noqa: E402
 
 COLUMNS = [
     'image', 'size', 'PSNR untiled', 'PSNR tiled', 'PSNR tiled, whole-image alpha', 'tiled vs untiled PSNR',

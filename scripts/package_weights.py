@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's dmtnet_arch, not an installed copy
 
 import dmtnet_arch  # noqa: E402,F401
-from dmtnet_arch.checkpoint import package_checkpoint  # noqa: E402
+from dmtnet_arch.utils.checkpoint import package_checkpoint  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,15 +18,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dmtnet_arch.data.data_util import LMDB_NAMES, VIEW_FOLDERS, has_dpdd_combined, pair_dpdd_layout, pair_folder_layout
 from dmtnet_arch.data.dpdd_crops import check_output_outside_input, crop_sample, remove_leftovers, start_grid
-from dmtnet_arch.data.dual_pixel_io import (
-    LMDB_NAMES,
-    VIEW_FOLDERS,
-    has_dpdd_combined,
-    pair_dpdd_layout,
-    pair_folder_layout,
-    write_view_lmdb,
-)
+from dmtnet_arch.utils.lmdb_util import write_view_lmdb
 
 
 def parse_args(argv=None) -> argparse.Namespace:

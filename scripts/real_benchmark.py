@@ -20,8 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
-from dmtnet_arch.atomic_io import write_bytes_atomically  # noqa: E402
-from dmtnet_arch.inference import (  # noqa: E402
+from dmtnet_arch.tools.inference import (  # noqa: E402
     Deblurrer,
     build_from_options,
     options_from_checkpoint,
@@ -29,7 +28,7 @@ from dmtnet_arch.inference import (  # noqa: E402
     resolve_device,
     weights_path,
 )
-from dmtnet_arch.real_benchmark import (  # noqa: E402
+from dmtnet_arch.tools.real_benchmark import (  # noqa: E402
     markdown_table,
     mean_score,
     run_benchmark,
@@ -38,6 +37,7 @@ from dmtnet_arch.real_benchmark import (  # noqa: E402
     summary_line,
     write_scores_csv,
 )
+from dmtnet_arch.utils.file_util import write_bytes_atomically  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

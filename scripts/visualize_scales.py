@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed c
 from basicsr.archs import build_network  # noqa: E402
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
-from dmtnet_arch.inference import (  # noqa: E402
+from dmtnet_arch.tools.inference import (  # noqa: E402
     build_from_options,
     pairs_from_arguments,
     read_input,
@@ -33,8 +33,8 @@ from dmtnet_arch.inference import (  # noqa: E402
     resolve_device,
     write_alpha_csv,
 )
-from dmtnet_arch.plotting import alpha_against_blur, figure5  # noqa: E402
-from dmtnet_arch.scale_analysis import BLUR_MEASURES, read_test_image, scale_features, test_set_samples  # noqa: E402
+from dmtnet_arch.tools.scale_analysis import BLUR_MEASURES, read_test_image, scale_features, test_set_samples  # noqa: E402
+from dmtnet_arch.utils.plot_util import alpha_against_blur, figure5  # noqa: E402
 
 log = logging.getLogger('dmtnet_arch.visualize_scales')
 

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import dmtnet_arch  # noqa: F401  (registers the peers)
-from dmtnet_arch.benchmark import networks
+from dmtnet_arch.tools.benchmark import networks
 
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'benchmark.py'
 
@@ -33,7 +33,7 @@ def test_training_speed_path_runs_on_cpu(monkeypatch):
     one warm-up step and ``iters`` timed steps, each an optimizer step."""
     import torch
 
-    from dmtnet_arch.benchmark import training_iterations_per_second
+    from dmtnet_arch.tools.benchmark import training_iterations_per_second
 
     steps = []
     original_step = torch.optim.Adam.step

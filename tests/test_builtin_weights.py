@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmtnet_arch.atomic_io import write_image
-from dmtnet_arch.checkpoint import BUILTIN_WEIGHTS, RECORD_KEY, read_checkpoint, resolve_weights
-from dmtnet_arch.data.dual_pixel_io import read_image
-from dmtnet_arch.option_check import check_path
+from dmtnet_arch.utils.checkpoint import BUILTIN_WEIGHTS, RECORD_KEY, read_checkpoint, resolve_weights
+from dmtnet_arch.utils.img_util import read_image, write_image
+from dmtnet_arch.utils.options import check_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +44,7 @@ def test_inference_runs_by_name_without_an_option_file(tmp_path, caplog):
     spec = importlib.util.spec_from_file_location('inference_script', REPO / 'scripts' / 'inference.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    with caplog.at_level(logging.INFO, logger='dmtnet_arch.inference'):
+    with caplog.at_level(logging.INFO, logger='dmtnet_arch.tools.inference'):
         argv = ['--weights', 'synthetic-T', '--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out')]
         assert module.main([*argv, '--device', 'cpu', '--quiet']) == 0
     assert 'DMTNet-T: weights from built-in synthetic-T' in caplog.text
@@ -56,7 +55,7 @@ def test_inference_runs_by_name_without_an_option_file(tmp_path, caplog):
 def test_a_checkpoint_without_a_record_needs_an_option_file(tmp_path):
     import torch
 
-    from dmtnet_arch.inference import options_from_checkpoint
+    from dmtnet_arch.tools.inference import options_from_checkpoint
 
     torch.save({'params': {'w': torch.zeros(1)}}, tmp_path / 'bare.pth')
     with pytest.raises(ValueError, match=r'bare\.pth.*pass -opt'):

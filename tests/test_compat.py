@@ -96,7 +96,7 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     real_save = torch.save
 
     def killed_mid_write(obj, file, *args, **kwargs):
-        file.write(b'PK\x03\x04 truncated')  # the open temporary file (atomic_io.save_torch_atomically)
+        file.write(b'PK\x03\x04 truncated')  # the open temporary file (file_util.save_torch_atomically)
         raise OSError('killed while writing')
 
     monkeypatch.setattr(torch, 'save', killed_mid_write)

@@ -10,8 +10,8 @@ import pytest
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
-from dmtnet_arch.complexity import PAPER_TABLE1, count_macs, count_parameters
-from dmtnet_arch.plotting import most_defocused_window
+from dmtnet_arch.tools.complexity import PAPER_TABLE1, count_macs, count_parameters
+from dmtnet_arch.utils.plot_util import most_defocused_window
 
 ROOT = Path(__file__).resolve().parents[1]
 

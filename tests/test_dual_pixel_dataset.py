@@ -11,12 +11,10 @@ import torch
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
 import dmtnet_arch  # noqa: F401  (registers DualPixelDataset)
+from dmtnet_arch.data.categories import load_categories
+from dmtnet_arch.data.data_util import pair_dpdd_layout
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
-from dmtnet_arch.data.dual_pixel_io import (
-    load_categories,
-    pair_dpdd_layout,
-    read_image,
-)
+from dmtnet_arch.utils.img_util import read_image
 
 HEIGHT, WIDTH = 40, 56
 NAMES = ('a', 'b', 'c')

@@ -27,8 +27,8 @@ from test_training import (
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.ifan_arch import IFAN, IFANReblurNet, iterative_adaptive_convolution, warp_horizontally
-from dmtnet_arch.checkpoint import RECORD_KEY, load_network_weights, network_record
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
+from dmtnet_arch.utils.checkpoint import RECORD_KEY, load_network_weights, network_record
 
 TINY = {'channels': 4, 'res_num': 1, 'iterations': 2}  # all modules present, a few thousand parameters
 

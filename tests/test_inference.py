@@ -15,10 +15,10 @@ from torch import nn
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
 from dmtnet_arch.archs.ifan_arch import IFAN
-from dmtnet_arch.atomic_io import write_image
-from dmtnet_arch.data.dual_pixel_io import read_image, split_view_name
-from dmtnet_arch.inference import Deblurrer, input_channels, is_out_of_memory
-from dmtnet_arch.tiling import tiled_forward
+from dmtnet_arch.data.data_util import split_view_name
+from dmtnet_arch.tools.inference import Deblurrer, input_channels, is_out_of_memory
+from dmtnet_arch.utils.img_util import read_image, write_image
+from dmtnet_arch.utils.tile_util import tiled_forward
 
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'inference.py'
 # Tiny DMTNet-S: one DMSSRM, so the scale weights exist, at a fraction of the cost.
@@ -260,7 +260,7 @@ def test_single_image_network_gets_the_combined_view_when_given(tmp_path, single
     combined = random_rgb(7)
     write_image(root / 'inputC/a.png', combined)
     argv = ['-opt', single_image_options, '--weights', tmp_path / 'single.pth', '--input', root]
-    with caplog.at_level(logging.INFO, logger='dmtnet_arch.inference'):
+    with caplog.at_level(logging.INFO, logger='dmtnet_arch.tools.inference'):
         assert run([*argv, '--output', tmp_path / 'out']) == 0
     assert 'combined view' in caplog.text
     np.testing.assert_allclose(read_image(tmp_path / 'out/a.png'), combined * 0.5, atol=1.01)
@@ -287,7 +287,7 @@ def test_input_channels_from_attribute_or_option_and_an_error_otherwise():
 def test_single_image_network_gets_the_mean_of_the_views_otherwise(tmp_path, single_image_options, caplog):
     write_pair(tmp_path / 'a_L.png', tmp_path / 'a_R.png')
     argv = ['-opt', single_image_options, '--weights', tmp_path / 'single.pth', '--left', tmp_path / 'a_L.png']
-    with caplog.at_level(logging.INFO, logger='dmtnet_arch.inference'):
+    with caplog.at_level(logging.INFO, logger='dmtnet_arch.tools.inference'):
         assert run([*argv, '--right', tmp_path / 'a_R.png', '--output', tmp_path / 'out']) == 0
     assert 'mean of the left and right views' in caplog.text
     mean = (read_image(tmp_path / 'a_L.png').astype(np.float64) + read_image(tmp_path / 'a_R.png')) / 2
@@ -347,7 +347,7 @@ def test_out_of_memory_falls_back_to_tiles(error, caplog):
     torch.manual_seed(0)
     net = RaisesWhenLarge(limit=256 * 256, error=error)
     x = torch.rand(1, 6, 300, 700)
-    with caplog.at_level(logging.WARNING, logger='dmtnet_arch.inference'):
+    with caplog.at_level(logging.WARNING, logger='dmtnet_arch.tools.inference'):
         out = Deblurrer(net)(x, 'big.png')
     assert 'big.png: out of memory; retrying in 512 px tiles' in caplog.text
     assert 'retrying in 256 px tiles' in caplog.text  # 512 px tiles failed too; 256 px tiles fit

@@ -13,13 +13,13 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
-from dmtnet_arch.complexity import count_macs
 from dmtnet_arch.data.synthetic_dp import generate_dataset
-from dmtnet_arch.leaderboard import PUBLISHED_TABLE1
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr
 from dmtnet_arch.metrics.lpips_metric import lpips_availability
-from dmtnet_arch.option_check import read_option_file as read_options
-from dmtnet_arch.short_training import matching_test_options, write_options
+from dmtnet_arch.tools.complexity import count_macs
+from dmtnet_arch.tools.leaderboard import PUBLISHED_TABLE1
+from dmtnet_arch.tools.short_training import matching_test_options, write_options
+from dmtnet_arch.utils.options import read_option_file as read_options
 
 REPO = Path(__file__).resolve().parents[1]
 # the DMTNet rows use a tiny DMTNet so that the test stays fast; peers run as their shipped test options define them
@@ -194,7 +194,7 @@ def test_lpips_only_with_the_package_and_its_backbone_weights_on_the_machine(tmp
 
 
 def test_short_training_keeps_the_model_and_replaces_data_and_budget(tmp_path):
-    from dmtnet_arch.short_training import Budget, short_training_options
+    from dmtnet_arch.tools.short_training import Budget, short_training_options
 
     official = read_options(REPO / 'options' / 'train_DMTNet_B.yml')
     official['datasets']['train'].update(mini_batch_sizes=[8, 4], iters=[10, 10], gt_sizes=[256, 512])

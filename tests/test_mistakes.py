@@ -38,17 +38,17 @@ from test_training import (  # noqa: F401  (new_name: a fixture, used through ex
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch import compat
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
-from dmtnet_arch.checkpoint import (
+from dmtnet_arch.data.dpdd_crops import GRID_RECORD
+from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
+from dmtnet_arch.data.synthetic_dp import generate_dataset
+from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_mae, calculate_dp_psnr
+from dmtnet_arch.utils.checkpoint import (
     RECORD_KEY,
     adopt_checkpoint_options,
     build_network_from_checkpoint,
     load_network_weights,
 )
-from dmtnet_arch.data.dpdd_crops import GRID_RECORD
-from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
-from dmtnet_arch.data.synthetic_dp import generate_dataset
-from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_mae, calculate_dp_psnr
-from dmtnet_arch.option_check import OptionError, check_device, check_options
+from dmtnet_arch.utils.options import OptionError, check_device, check_options
 
 OPTIONS = sorted((REPO / 'options').glob('*.yml'))
 SCRIPTS = REPO / 'scripts'

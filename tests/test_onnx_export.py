@@ -9,7 +9,7 @@ from basicsr.archs import build_network
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
-from dmtnet_arch.onnx_export import export_onnx, parity_error
+from dmtnet_arch.tools.onnx_export import export_onnx, parity_error
 
 pytest.importorskip('onnxruntime', reason='the export extra: pip install .[export]')
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'export_onnx.py'

@@ -36,8 +36,8 @@ from test_training import new_name as new_name  # noqa: F401  (a fixture: unique
 import dmtnet_arch  # noqa: F401  (registers the plugin)
 from dmtnet_arch.archs.dpdnet_arch import DPDNet
 from dmtnet_arch.archs.restormer_arch import Restormer
-from dmtnet_arch.checkpoint import load_network_weights
-from dmtnet_arch.dpdnet_keras import keras_to_dpdnet_state
+from dmtnet_arch.tools.convert_dpdnet_keras import keras_to_dpdnet_state
+from dmtnet_arch.utils.checkpoint import load_network_weights
 
 # Tiny tensors gain nothing from threads, and on a busy machine waiting threads make them ten times slower.
 ONE_THREAD = {'OMP_NUM_THREADS': '1'}

@@ -12,7 +12,7 @@ import torch
 import dmtnet_arch  # noqa: F401  (registers DualPixelDataset)
 from dmtnet_arch.data.dpdd_crops import crop_grid, crop_starts, select_sharpest, sharpness_scores
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
-from dmtnet_arch.data.dual_pixel_io import decode_image, read_image
+from dmtnet_arch.utils.img_util import decode_image, read_image
 
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'prepare_dpdd.py'
 HEIGHT, WIDTH, CROP, STRIDE = 40, 56, 16, 8

@@ -10,10 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from dmtnet_arch.atomic_io import write_image
-from dmtnet_arch.inference import Deblurrer
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr
-from dmtnet_arch.real_benchmark import (
+from dmtnet_arch.tools.inference import Deblurrer
+from dmtnet_arch.tools.real_benchmark import (
     SceneScore,
     mean_score,
     run_benchmark,
@@ -21,6 +20,7 @@ from dmtnet_arch.real_benchmark import (
     score_outputs,
     scores_csv,
 )
+from dmtnet_arch.utils.img_util import write_image
 
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'real_benchmark.py'
 
@@ -53,7 +53,7 @@ def scenes(tmp_path):
 
 
 def psnr_of(folder, view, name):
-    from dmtnet_arch.data.dual_pixel_io import read_image
+    from dmtnet_arch.utils.img_util import read_image
 
     return calculate_dp_psnr(read_image(folder / view / name), read_image(folder / 'target' / name), protocol='float')
 
@@ -100,7 +100,7 @@ def test_a_folder_without_targets_is_named(tmp_path):
 def test_command_writes_the_csv_with_a_checkpoint_s_own_record(scenes, tmp_path_factory):
     """No option file: the checkpoint's built_with record builds the network."""
     from dmtnet_arch.archs.dmtnet_arch import DMTNet
-    from dmtnet_arch.checkpoint import RECORD_KEY, network_record
+    from dmtnet_arch.utils.checkpoint import RECORD_KEY, network_record
 
     folder = tmp_path_factory.mktemp('weights')
     torch.manual_seed(0)

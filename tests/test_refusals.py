@@ -18,14 +18,15 @@ from test_mistakes import refused, shipped
 from test_training import PYTHON, TEST_ENTRY, eval_options, last_line, make_data, run, write_yaml
 
 import dmtnet_arch  # noqa: F401  (registers the plugin)
-from dmtnet_arch import atomic_io, inference
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
 from dmtnet_arch.archs.dpdnet_arch import DPDNet
 from dmtnet_arch.archs.restormer_arch import Restormer
-from dmtnet_arch.atomic_io import write_image
-from dmtnet_arch.checkpoint import RECORD_KEY, load_network_weights, network_record
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_mae, calculate_dp_psnr, calculate_dp_ssim
+from dmtnet_arch.tools import inference
+from dmtnet_arch.utils import file_util
+from dmtnet_arch.utils.checkpoint import RECORD_KEY, load_network_weights, network_record
+from dmtnet_arch.utils.img_util import write_image
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / 'scripts' / 'inference.py'
@@ -149,7 +150,7 @@ def test_a_full_disk_stops_inference_at_the_first_image_naming_it(tmp_path, chec
 
     monkeypatch.setattr(script, 'build_from_options', counting_build)
     link = full_disk_link(tmp_path)
-    monkeypatch.setattr(atomic_io, 'temporary_name', lambda path: link)  # the images, not the probe, hit the full disk
+    monkeypatch.setattr(file_util, 'temporary_name', lambda path: link)  # the images, not the probe, hit the full disk
     argv = ['--weights', str(checkpoint), '--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out')]
     with pytest.raises(OSError, match=f'{tmp_path / "out" / "a.png"}: disk full'):
         script.main([*argv, '--quiet', '--device', 'cpu'])
@@ -159,13 +160,13 @@ def test_a_full_disk_stops_inference_at_the_first_image_naming_it(tmp_path, chec
 @pytest.mark.parametrize('writer', ['bytes', 'torch'])
 def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch, writer):
     link = full_disk_link(tmp_path)
-    monkeypatch.setattr(atomic_io, 'temporary_name', lambda path: link)
+    monkeypatch.setattr(file_util, 'temporary_name', lambda path: link)
     target = tmp_path / 'models' / 'net_g_10.pth'
     with pytest.raises(OSError, match=f'{target}: disk full') as full:
         if writer == 'bytes':
-            atomic_io.write_bytes_atomically(target, bytes(4096))
+            file_util.write_bytes_atomically(target, bytes(4096))
         else:
-            atomic_io.save_torch_atomically({'params': {'w': torch.zeros(4096)}}, target)
+            file_util.save_torch_atomically({'params': {'w': torch.zeros(4096)}}, target)
     assert full.value.errno == errno.ENOSPC
     assert not target.exists() and not os.path.lexists(link)
 
@@ -178,7 +179,7 @@ def test_a_full_disk_while_writing_an_lmdb_names_it_and_leaves_no_partial_databa
     import lmdb
     from basicsr.utils import lmdb_util
 
-    from dmtnet_arch.data.dual_pixel_io import write_view_lmdb
+    from dmtnet_arch.utils.lmdb_util import write_view_lmdb
 
     write_image(tmp_path / 'inputL/a.png', random_rgb(1))
 
@@ -214,7 +215,7 @@ def test_identical_views_are_an_error_in_datasets_and_a_named_warning_in_inferen
 
     script = load_inference_script()
     argv = ['--weights', str(checkpoint), '--left', str(data / 'inputL'), '--right', str(data / 'inputR')]
-    with caplog.at_level(logging.WARNING, logger='dmtnet_arch.inference'):
+    with caplog.at_level(logging.WARNING, logger='dmtnet_arch.tools.inference'):
         assert script.main([*argv, '--output', str(tmp_path / 'out'), '--quiet', '--device', 'cpu']) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and warnings[0].startswith('001: the left view') and 'identical' in warnings[0]
@@ -294,7 +295,7 @@ def test_schedules_must_cover_total_iter(scheduler, fragments):
     refused(opt, *fragments)
     opt['train']['total_iter'] = sum(scheduler['periods'])
     if len(scheduler['restart_weights']) == len(scheduler['periods']):
-        from dmtnet_arch.option_check import check_options
+        from dmtnet_arch.utils.options import check_options
 
         check_options(opt)  # periods that cover the run pass
 
@@ -372,7 +373,7 @@ def test_ssim_on_an_image_smaller_than_its_window_names_the_metric_and_the_file(
 
 @pytest.mark.parametrize('splits', [['train'], ['train', 'val']])
 def test_a_dpdd_root_without_the_split_suggests_split(tmp_path, splits):
-    from dmtnet_arch.data.dual_pixel_io import find_input_pairs
+    from dmtnet_arch.data.data_util import find_input_pairs
 
     for split in splits:
         write_image(tmp_path / f'DPDD/{split}_l/source/s_L.png', random_rgb(1))
@@ -412,7 +413,7 @@ def test_a_malformed_built_with_record_names_the_file(tmp_path, record):
 
 
 def test_leaderboard_keeps_two_option_files_of_one_network_and_name_apart(tmp_path, checkpoint):
-    from dmtnet_arch.leaderboard import run_leaderboard
+    from dmtnet_arch.tools.leaderboard import run_leaderboard
 
     data = make_data(tmp_path / 'data', 2)
     files = []
@@ -442,7 +443,7 @@ def test_leaderboard_keeps_two_option_files_of_one_network_and_name_apart(tmp_pa
       'EvaluationError: Evaluating tiny failed')],
 )  # fmt: skip
 def test_a_failed_leaderboard_row_shows_the_exception_not_a_progress_bar(stderr, reason):
-    from dmtnet_arch.leaderboard import failure_reason
+    from dmtnet_arch.tools.leaderboard import failure_reason
 
     assert failure_reason(stderr) == reason
 

@@ -8,8 +8,8 @@ import lmdb
 import numpy as np
 import pytest
 
-from dmtnet_arch.atomic_io import TEMP_SUFFIX
 from dmtnet_arch.data import synthetic_dp as sdp
+from dmtnet_arch.utils.file_util import TEMP_SUFFIX
 
 REPO = Path(__file__).resolve().parents[1]
 ONE_COUNT = 1.0 / 65535

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from dmtnet_arch.data import dead_leaves as dl
-from dmtnet_arch.data import dp_statistics as stats
 from dmtnet_arch.data import synthetic_dp as sdp
+from dmtnet_arch.tools import dp_statistics as stats
 
 SIZE = (64, 64)
 

@@ -1,10 +1,10 @@
-"""dmtnet_arch/tiling.py: raised-cosine blending sums to one, shows no seam, and stitches pointwise networks exactly."""
+"""utils/tile_util.py: raised-cosine blending sums to one, shows no seam, and stitches pointwise networks exactly."""
 
 import pytest
 import torch
 from torch import nn
 
-from dmtnet_arch.tiling import raised_cosine_ramp, tile_starts, tile_window, tiled_forward
+from dmtnet_arch.utils.tile_util import raised_cosine_ramp, tile_starts, tile_window, tiled_forward
 
 
 class ConstantOutput(nn.Module):

@@ -34,9 +34,9 @@ import yaml
 import dmtnet_arch  # noqa: F401  (registers the plugin in basicsr's registries)
 from dmtnet_arch import compat
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
-from dmtnet_arch.atomic_io import TEMP_SUFFIX
-from dmtnet_arch.checkpoint import read_training_state
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr
+from dmtnet_arch.utils.checkpoint import read_training_state
+from dmtnet_arch.utils.file_util import TEMP_SUFFIX
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_ENTRY = REPO / 'dmtnet_arch' / 'train.py'

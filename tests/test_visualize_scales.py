@@ -12,10 +12,10 @@ from PIL import Image
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.arch_util import pad_to_multiple
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
-from dmtnet_arch.atomic_io import write_image
 from dmtnet_arch.data.synthetic_dp import generate_dataset
-from dmtnet_arch.plotting import feature_image
-from dmtnet_arch.scale_analysis import scale_features
+from dmtnet_arch.tools.scale_analysis import scale_features
+from dmtnet_arch.utils.img_util import write_image
+from dmtnet_arch.utils.plot_util import feature_image
 
 SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'visualize_scales.py'
 NETWORK = {'type': 'DMTNet', 'variant': 'B', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'num_rbm': 1,

@@ -2,7 +2,7 @@
 
 Structure and operation order follow ``DPDNet/model.py`` of github.com/Abdullah-Abuolaim/defocus-deblurring-dual-pixel
 (the ``l5_s512_f0.7_d0.4`` model); the official Keras weights convert with ``scripts/convert_dpdnet_keras.py``
-(:mod:`dmtnet_arch.dpdnet_keras`). ``docs/peers.md`` says what is faithful and what was added.
+(:mod:`dmtnet_arch.tools.convert_dpdnet_keras`). ``docs/peers.md`` says what is faithful and what was added.
 """
 
 import torch

@@ -11,8 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dmtnet_arch.atomic_io import TEMP_SUFFIX, write_bytes_atomically, write_png
-from dmtnet_arch.data.dual_pixel_io import VIEW_FOLDERS, check_views_match, read_image, to_float
+from dmtnet_arch.data.data_util import VIEW_FOLDERS, check_views_match
+from dmtnet_arch.utils.file_util import TEMP_SUFFIX, write_bytes_atomically
+from dmtnet_arch.utils.img_util import read_image, to_float, write_png
 
 SOBEL_KERNEL_SIZES = (3, 7, 11, 15)
 CROP_NAME = re.compile(r'.+_\d+_\d+\.png')

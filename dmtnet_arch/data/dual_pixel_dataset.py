@@ -9,18 +9,16 @@ import torch
 from basicsr.utils import FileClient
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from dmtnet_arch.data.dual_pixel_io import (
+from dmtnet_arch.data.categories import load_categories
+from dmtnet_arch.data.data_util import (
     check_views_match,
-    decode_image,
     identical_views,
-    load_categories,
     pair_dpdd_layout,
     pair_folder_layout,
     pair_lmdb_layout,
-    reduce_to_8bit,
-    to_float,
 )
-from dmtnet_arch.option_check import Option
+from dmtnet_arch.utils.img_util import decode_image, reduce_to_8bit, to_float
+from dmtnet_arch.utils.options import Option
 
 ROOT_OPTIONS = {'left': 'dataroot_lqL', 'right': 'dataroot_lqR', 'target': 'dataroot_gt', 'combined': 'dataroot_lqC'}
 PATH_OPTIONS = (*ROOT_OPTIONS.values(), 'dataroot_dpdd', 'meta_info_file', 'category_file')
@@ -34,7 +32,7 @@ ROTATION_WARNING = (
 class DualPixelDataset(torch.utils.data.Dataset):
     """Left/right dual-pixel views (``lq``, 6 channels: left RGB then right RGB) paired with a sharp target (``gt``)."""
 
-    # the keys this dataset reads (docs/data.md); BasicSR's loader keys are added by dmtnet_arch.option_check
+    # the keys this dataset reads (docs/data.md); BasicSR's loader keys are added by dmtnet_arch.utils.options
     option_schema = {
         **{key: Option(str) for key in ROOT_OPTIONS.values()},
         'dataroot_dpdd': Option(str),

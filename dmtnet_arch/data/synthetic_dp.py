@@ -17,9 +17,11 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from dmtnet_arch.atomic_io import float_to_uint16, write_bytes_atomically, write_png
+from dmtnet_arch.data.data_util import LMDB_NAMES, VIEW_FOLDERS
 from dmtnet_arch.data.dead_leaves import DeadLeavesModel, dead_leaves_texture
-from dmtnet_arch.data.dual_pixel_io import LMDB_NAMES, VIEW_FOLDERS, to_float, write_view_lmdb
+from dmtnet_arch.utils.file_util import write_bytes_atomically
+from dmtnet_arch.utils.img_util import float_to_uint16, to_float, write_png
+from dmtnet_arch.utils.lmdb_util import write_view_lmdb
 
 DEFOCUS_FOLDER = 'defocus'
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')

@@ -12,7 +12,7 @@ import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 from skimage.metrics import structural_similarity
 
-from dmtnet_arch.data.dual_pixel_io import SCALE_BY_DTYPE
+from dmtnet_arch.utils.img_util import SCALE_BY_DTYPE
 
 PROTOCOL_LEVELS = {'16bit': 65535, '8bit': 255, 'float': None}
 SSIM_WINDOW = 7  # scikit-image's default win_size

@@ -1,7 +1,5 @@
 """BasicSR model for dual-pixel deblurring: SRModel plus safe steps, mixed precision, 16-bit metrics and outputs."""
 
-import csv
-import io
 import math
 import os.path as osp
 from collections import defaultdict
@@ -14,34 +12,21 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from dmtnet_arch.atomic_io import encode_png, float_to_uint16, write_bytes_atomically
 from dmtnet_arch.models.lr_scheduler import build_scheduler
 from dmtnet_arch.models.progressive_training import ProgressiveSchedule, cut_batch
-from dmtnet_arch.option_check import Option
-from dmtnet_arch.tiling import tiled_forward
-
-AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+from dmtnet_arch.utils.device_util import AMP_DTYPES
+from dmtnet_arch.utils.dist_util import from_first_rank, gather_on_first_rank, rank_share
+from dmtnet_arch.utils.file_util import csv_bytes, write_bytes_atomically
+from dmtnet_arch.utils.img_util import png16_bytes
+from dmtnet_arch.utils.options import Option
+from dmtnet_arch.utils.tile_util import tiled_forward
 
 
 def write_png16(img: torch.Tensor, path: str):
     """Save a (3, H, W) RGB tensor in [0, 1] as a 16-bit PNG."""
     write_bytes_atomically(path, png16_bytes(img, path))
-
-
-def png16_bytes(img: torch.Tensor, path: str) -> bytes:
-    """A (3, H, W) RGB tensor in [0, 1] encoded as a 16-bit PNG (``path`` names it in errors)."""
-    return encode_png(float_to_uint16(img.detach().float().cpu().numpy().transpose(1, 2, 0)), path)
-
-
-def csv_bytes(header: list, rows: list[list]) -> bytes:
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return text.getvalue().encode()
 
 
 def describe(error: Exception) -> str:
@@ -61,39 +46,6 @@ def stop_on_failures(failures: list | None, dataset_name: str, cause: Exception 
         raise EvaluationError(f'Evaluating {dataset_name} failed: {failures[0][1]}') from cause
     listed = '; '.join(f'rank {rank}: {text}' for rank, text in failures)
     raise EvaluationError(f'Evaluating {dataset_name} stopped on all {world_size} ranks. {listed}') from cause
-
-
-def gather_on_first_rank(obj) -> list | None:
-    """Every rank's ``obj`` in rank order on rank 0, None on the others; ``[obj]`` without a process group."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return [obj]
-    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
-    dist.gather_object(obj, gathered, dst=0)
-    return gathered
-
-
-def from_first_rank(obj):
-    """Rank 0's ``obj`` on every rank."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def rank_share(dataloader, rank: int, world_size: int):
-    """This rank's validation images: every ``world_size``-th one from the ``rank``-th on."""
-    if world_size == 1:
-        return dataloader
-    share = Subset(dataloader.dataset, range(rank, len(dataloader.dataset), world_size))
-    return DataLoader(
-        share,
-        batch_size=1,
-        shuffle=False,
-        num_workers=dataloader.num_workers,
-        collate_fn=dataloader.collate_fn,
-        pin_memory=dataloader.pin_memory,
-    )
 
 
 def summarise(records: list[dict], metric_names: list[str]) -> dict[str, dict[str, float]]:
@@ -123,7 +75,7 @@ class DualPixelModel(SRModel):
 
     per_image_tensors = ('lq', 'gt', 'output')  # released after each validation image; a subclass adds its own
 
-    # train: and val: keys, checked when the option file is loaded (dmtnet_arch/option_check.py); the blocks inside
+    # train: and val: keys, checked when the option file is loaded (dmtnet_arch/utils/options.py); the blocks inside
     # (optim_*, scheduler, *_opt, metrics) are checked against what their type takes. A subclass adds its own keys.
     option_schema = {
         'train': {

@@ -6,9 +6,9 @@ from basicsr.losses import build_loss
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from dmtnet_arch.archs.ifan_arch import DOWNSCALE, IFAN, IFANReblurNet, warp_horizontally
-from dmtnet_arch.checkpoint import load_network_weights
 from dmtnet_arch.models.dual_pixel_model import DualPixelModel
-from dmtnet_arch.option_check import Option
+from dmtnet_arch.utils.checkpoint import load_network_weights
+from dmtnet_arch.utils.options import Option
 
 RELEASED_LOSS = {'type': 'MSELoss', 'loss_weight': 1.0, 'reduction': 'mean'}  # every term of the released trainer
 

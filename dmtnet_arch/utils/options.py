@@ -20,7 +20,7 @@ import types
 from dataclasses import dataclass
 from typing import Union, get_args, get_origin
 
-from dmtnet_arch.checkpoint import resolve_weights
+from dmtnet_arch.utils.checkpoint import resolve_weights
 
 PLUGIN_PACKAGE = 'dmtnet_arch'
 SCALAR_TYPES = (bool, int, float, str, list, tuple, dict)

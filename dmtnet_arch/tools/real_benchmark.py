@@ -14,19 +14,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmtnet_arch.atomic_io import write_bytes_atomically, write_image
-from dmtnet_arch.data.dual_pixel_io import (
+from dmtnet_arch.data.data_util import (
     VIEW_FOLDERS,
-    bit_depth,
     check_views_match,
     dpdd_folders,
     pair_dpdd_layout,
     pair_folder_layout,
-    read_image,
-    to_float,
 )
-from dmtnet_arch.inference import Deblurrer, to_integer_image
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr, calculate_dp_ssim
+from dmtnet_arch.tools.inference import Deblurrer, to_integer_image
+from dmtnet_arch.utils.file_util import write_bytes_atomically
+from dmtnet_arch.utils.img_util import bit_depth, read_image, to_float, write_image
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from dmtnet_arch.archs.dmtnet_arch import VARIANT_DMSSRMS
-from dmtnet_arch.complexity import count_macs
-from dmtnet_arch.models.dual_pixel_model import AMP_DTYPES
-from dmtnet_arch.tiling import tiled_forward
+from dmtnet_arch.tools.complexity import count_macs
+from dmtnet_arch.utils.device_util import AMP_DTYPES
+from dmtnet_arch.utils.tile_util import tiled_forward
 
 # Peers, benchmarked when registered, with their default options.
 PEERS = ('Restormer', 'IFAN', 'DPDNet')
@@ -51,7 +51,7 @@ def networks(variants: str, peers: bool) -> list[tuple[str, dict, int]]:
     from basicsr.archs import build_network
     from basicsr.utils.registry import ARCH_REGISTRY
 
-    from dmtnet_arch.inference import input_channels
+    from dmtnet_arch.tools.inference import input_channels
 
     found = [(f'DMTNet-{v}', {'type': 'DMTNet', 'variant': v}, 6) for v in variants]
     if peers:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dmtnet_arch.data.dual_pixel_io import VIEW_FOLDERS, list_pngs, read_image, to_float
+from dmtnet_arch.data.data_util import VIEW_FOLDERS
+from dmtnet_arch.utils.img_util import list_pngs, read_image, to_float
 
 DISC_RADII = tuple(np.arange(0.0, 16.5, 0.5))
 

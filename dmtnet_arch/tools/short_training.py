@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from dmtnet_arch.atomic_io import write_bytes_atomically
+from dmtnet_arch.utils.file_util import write_bytes_atomically
 
 FOLDER_VIEWS = {'dataroot_lqL': 'inputL', 'dataroot_lqR': 'inputR', 'dataroot_lqC': 'inputC', 'dataroot_gt': 'target'}
 # keys that locate another data set; the folder layout above replaces them

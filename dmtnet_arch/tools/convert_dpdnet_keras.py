@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from dmtnet_arch.archs.dpdnet_arch import DPDNet
-from dmtnet_arch.atomic_io import save_torch_atomically
-from dmtnet_arch.checkpoint import RECORD_KEY, network_record
+from dmtnet_arch.utils.checkpoint import RECORD_KEY, network_record
+from dmtnet_arch.utils.file_util import save_torch_atomically
 
 CONV_LAYER = re.compile(r'conv2d(?:_(\d+))?$')
 BGR_TO_RGB = [2, 1, 0]

@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from dmtnet_arch.atomic_io import write_bytes_atomically  # noqa: E402
+from dmtnet_arch.utils.file_util import write_bytes_atomically  # noqa: E402
 
 SCALE_COLOURS = ('tab:blue', 'tab:orange', 'tab:green', 'tab:red', 'tab:purple')
 ZOOM_COLOUR = '#ff3030'
@@ -63,7 +63,7 @@ def show(axis, image: np.ndarray, title: str):
 
 def figure5(path, blurred: np.ndarray, output: np.ndarray, stages: list, title: str, mode: str = 'mean'):
     """Figure 5 style: the blurred input and the output, then per DMSSRM its alpha, each F_scale_j and the
-    weighted sum sum_j alpha_j F_scale_j (``stages``: :class:`dmtnet_arch.scale_analysis.StageFeatures`)."""
+    weighted sum sum_j alpha_j F_scale_j (``stages``: :class:`dmtnet_arch.tools.scale_analysis.StageFeatures`)."""
     num_scales = len(stages[0].scale_maps)
     columns = num_scales + 1
     figure, axes = plt.subplots(len(stages) + 1, columns, figsize=(2.2 * columns, 2.0 * (len(stages) + 1)))

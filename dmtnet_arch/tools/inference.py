@@ -1,9 +1,9 @@
 """Deblurring one's own dual-pixel captures with any registered network: ``scripts/inference.py`` calls this.
 
-Pairs are found by :func:`dmtnet_arch.data.dual_pixel_io.find_input_pairs` (or given), read at their own bit
-depth, run whole or in raised-cosine-blended tiles (:mod:`dmtnet_arch.tiling`; an out-of-memory image is retried
-in tiles), and written at the input's bit depth and under its name. A pair that cannot be read or run is reported
-and skipped; the caller gets the list of failures. ``docs/inference.md`` documents the command.
+Pairs are found by :func:`dmtnet_arch.data.data_util.find_input_pairs` (or given), read at their own bit
+depth, run whole or in raised-cosine-blended tiles (:mod:`dmtnet_arch.utils.tile_util`; an out-of-memory image is
+retried in tiles), and written at the input's bit depth and under its name. A pair that cannot be read or run is
+reported and skipped; the caller gets the list of failures. ``docs/inference.md`` documents the command.
 """
 
 import contextlib
@@ -21,29 +21,27 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dmtnet_arch.atomic_io import DISK_FULL_ERRNOS, temporary_name, write_bytes_atomically, write_image
-from dmtnet_arch.checkpoint import (
+from dmtnet_arch.data.data_util import (
+    DualPixelSample,
+    check_views_match,
+    identical_views,
+    pair_views_by_name,
+    scene_name,
+)
+from dmtnet_arch.utils.checkpoint import (
     build_network_from_checkpoint,
     checkpoint_record,
     describe_weights,
     read_checkpoint,
     resolve_weights,
 )
-from dmtnet_arch.data.dual_pixel_io import (
-    DualPixelSample,
-    bit_depth,
-    check_views_match,
-    identical_views,
-    pair_views_by_name,
-    read_image,
-    scene_name,
-    to_float,
-)
-from dmtnet_arch.models.dual_pixel_model import AMP_DTYPES
-from dmtnet_arch.option_check import check_device, read_option_file
-from dmtnet_arch.tiling import check_tiling, tiled_forward
+from dmtnet_arch.utils.device_util import AMP_DTYPES
+from dmtnet_arch.utils.file_util import DISK_FULL_ERRNOS, temporary_name, write_bytes_atomically
+from dmtnet_arch.utils.img_util import bit_depth, read_image, to_float, write_image
+from dmtnet_arch.utils.options import check_device, read_option_file
+from dmtnet_arch.utils.tile_util import check_tiling, tiled_forward
 
-logger = logging.getLogger('dmtnet_arch.inference')
+logger = logging.getLogger('dmtnet_arch.tools.inference')
 
 # Channel-count attributes: DMTNet, DPDNet and IFAN declare in_channels, Restormer its official inp_channels;
 # in_nc and in_chans are common names in other registered networks.

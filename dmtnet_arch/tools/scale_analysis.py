@@ -1,6 +1,6 @@
 """What DMTNet's dynamic multi-scale selection chose: per-scale features, alpha per image, and the amount of blur.
 
-``scripts/visualize_scales.py`` calls this; :mod:`dmtnet_arch.plotting` draws the figures. The per-scale feature
+``scripts/visualize_scales.py`` calls this; :mod:`dmtnet_arch.utils.plot_util` draws the figures. The per-scale feature
 maps F_scale_j (eq. 14) are read with forward hooks on each DMSSRM's scale branches, so the network is unchanged.
 """
 
@@ -11,16 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmtnet_arch.data.dual_pixel_io import (
+from dmtnet_arch.data.data_util import (
     VIEW_FOLDERS,
     check_views_match,
     dpdd_folders,
     pair_dpdd_layout,
     pair_folder_layout,
-    read_image,
-    to_float,
 )
 from dmtnet_arch.data.synthetic_dp import DEFOCUS_FOLDER
+from dmtnet_arch.utils.img_util import read_image, to_float
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmtnet_arch.atomic_io import write_atomically
+from dmtnet_arch.utils.file_util import write_atomically
 
 OPSET = 17  # LayerNormalization is a single ONNX operator from opset 17 on; onnxruntime >= 1.14 runs it
 INPUT_NAME, OUTPUT_NAME = 'lq', 'output'

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from dmtnet_arch.version import __version__
+
 PARAM_KEYS = ('params_ema', 'params')
 # Beyond tensors and plain containers, a BasicSR training state (``<iter>.state``: epoch, iter, optimizer and
 # scheduler state dicts, the grad scaler's) holds one class: the milestones of MultiStepLR and BasicSR's
@@ -173,8 +175,6 @@ def record_constructor_options(cls):
 
 
 def plugin_version() -> str:
-    from dmtnet_arch import __version__
-
     return __version__
 
 
@@ -418,7 +418,7 @@ def get_logger():
 def package_checkpoint(source: str, destination: str, param_key: str | None = None, note: str = '') -> dict:
     """Write the network weights of a training checkpoint (``params_ema`` when present) with its ``built_with``
     record and a ``note`` saying what it was trained on, and nothing else; returns what was written."""
-    from dmtnet_arch.atomic_io import save_torch_atomically
+    from dmtnet_arch.utils.file_util import save_torch_atomically
 
     checkpoint = read_checkpoint(source)
     record = checkpoint_record(checkpoint, source)

@@ -1,6 +1,6 @@
 """Leaderboard in the DPDD table format: every model's test set through the plugin's own test pipeline.
 
-Each test option file runs in its own process (``python -m dmtnet_arch.leaderboard``), which parses it with
+Each test option file runs in its own process (``python -m dmtnet_arch.tools.leaderboard``), which parses it with
 BasicSR's ``parse_options``, builds its datasets and model with BasicSR's builders and calls
 ``model.validation`` as ``basicsr/test.py`` does; the per-category means are the summary CSV that the validation
 writes. The process also times ``model.test`` per image, reads its own peak memory, and counts parameters and MACs
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from dmtnet_arch.atomic_io import write_bytes_atomically
-from dmtnet_arch.complexity import count_macs, count_parameters
+from dmtnet_arch.tools.complexity import count_macs, count_parameters
+from dmtnet_arch.utils.file_util import write_bytes_atomically
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]
 COMPLEXITY_SIZE = (1120, 1680)  # height, width of DPDD images
@@ -68,9 +68,9 @@ def options_with_weights(option_file: str, run_root: str) -> tuple[str, bool, st
     """(option file to test, trained, weights description). Without trained weights (no
     ``path: pretrain_network_g``, or no such file) a copy of the option file under ``run_root/options`` asks for
     the initial weights explicitly (``allow_random_weights``), so the model still gets its other columns."""
-    from dmtnet_arch.checkpoint import describe_weights, resolve_weights
-    from dmtnet_arch.option_check import read_option_file
-    from dmtnet_arch.short_training import write_options
+    from dmtnet_arch.tools.short_training import write_options
+    from dmtnet_arch.utils.checkpoint import describe_weights, resolve_weights
+    from dmtnet_arch.utils.options import read_option_file
 
     opt = read_option_file(option_file)
     path = opt.get('path') or {}
@@ -226,7 +226,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def main():
-    """Child-process entry: ``python -m dmtnet_arch.leaderboard OPTION RUN_ROOT JSON [--lpips] [--speed-size HxW]
+    """Child-process entry: ``python -m dmtnet_arch.tools.leaderboard OPTION RUN_ROOT JSON [--lpips] [--speed-size HxW]
     [--bf16]``."""
     import argparse
 
@@ -266,7 +266,7 @@ def run_model(option_file: Path, run_root: Path, flags: list[str]) -> list[dict]
     says why."""
     json_out = run_root / 'rows.json'
     json_out.unlink(missing_ok=True)
-    command = [sys.executable, '-m', 'dmtnet_arch.leaderboard', str(option_file), str(run_root), str(json_out)]
+    command = [sys.executable, '-m', 'dmtnet_arch.tools.leaderboard', str(option_file), str(run_root), str(json_out)]
     env = {
         **os.environ,
         'PYTHONPATH': os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get('PYTHONPATH')])),
@@ -465,7 +465,7 @@ def csv_text(table: list[dict], columns: list[str]) -> str:
 
 
 def plot(rows: list[dict], published: bool, path: Path):
-    from dmtnet_arch.plotting import ComplexityPoint, plot_psnr_vs_complexity
+    from dmtnet_arch.utils.plot_util import ComplexityPoint, plot_psnr_vs_complexity
 
     points = [
         ComplexityPoint(row['model_label'], row['params'] / 1e6, row['macs'] / 1e9 if row['macs'] else None,
