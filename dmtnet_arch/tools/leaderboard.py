@@ -27,7 +27,7 @@ import torch
 from dmtnet_arch.tools.complexity import count_macs, count_parameters
 from dmtnet_arch.utils.file_util import write_bytes_atomically
 
-PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 COMPLEXITY_SIZE = (1120, 1680)  # height, width of DPDD images
 GROUPS = ('indoor', 'outdoor', 'combined')
 METRICS = ('PSNR', 'SSIM', 'MAE')

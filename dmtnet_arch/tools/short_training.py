@@ -133,7 +133,7 @@ def train_for(train_yml: Path, experiment: Path, seconds: float, log_path: Path)
 
     Returns the newest complete network (``weights``), its iteration and the training time actually spent.
     """
-    entry = Path(__file__).resolve().parent / 'train.py'
+    entry = Path(__file__).resolve().parents[1] / 'train.py'
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen([sys.executable, str(entry), '-opt', str(train_yml)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
