@@ -1,7 +1,10 @@
 """Every fix this plugin makes to BasicSR 1.4.2's behaviour on current PyTorch lives here.
 
-Each fix says what is broken and has a test in ``tests/test_compat.py`` or ``tests/test_training.py`` that fails
-without it. :func:`apply` runs before basicsr's code (the start-up hook and ``dmtnet_arch/__init__.py`` call it);
+Each fix says what is broken and has a test that fails without it. Two scopes (docs/training.md): fixes of model
+behaviour are methods of :class:`PluginModelFixes`, a base of the plugin's own models only, so other BasicSR models
+in the environment keep BasicSR's behaviour; what BasicSR needs to import, launch and resume through its own
+scripts is patched globally, and those patches act on the plugin's option files and datasets only.
+:func:`apply` runs before basicsr's code (the start-up hook and ``dmtnet_arch/__init__.py`` call it);
 :func:`patch_basicsr` runs once basicsr is imported. Both are idempotent. This module imports nothing from
 basicsr at module level, so the start-up hook can load it before basicsr exists.
 """
@@ -144,6 +147,7 @@ def load_resume_state_from_root(opt: dict):
     from basicsr.utils import check_resume
 
     from dmtnet_arch.utils.checkpoint import read_training_state
+    from dmtnet_arch.utils.options import uses_plugin
 
     found = None
     if opt['auto_resume']:
@@ -154,8 +158,12 @@ def load_resume_state_from_root(opt: dict):
     if found is None:
         return None
     opt['path']['resume_state'], resume_state = found
-    check_resuming_this_run(opt, resume_state, opt['path']['resume_state'])
+    plugin_run = uses_plugin(opt)  # the run checks and the resumed position are for this plugin's runs only
+    if plugin_run:
+        check_resuming_this_run(opt, resume_state, opt['path']['resume_state'])
     check_resume(opt, resume_state['iter'])
+    if not plugin_run:
+        return resume_state
     generators = resume_state.get('rng_states') or []
     rank = opt.get('rank', 0)
     PENDING_RESUME.clear()
@@ -265,24 +273,18 @@ def fix_resume_of_basicsr_train_script(parse_options, basicsr_load_resume_state)
     return parse_options_fixing_the_script
 
 
-def keep_yaml_schedule_on_resume(resume_training):
+def restore_yaml_schedule(model):
     """Broken: ``BaseModel.resume_training`` restores each scheduler's saved state, periods included, so raising
     ``total_iter`` (and the periods) in the YAML and resuming crashes CosineAnnealingRestartLR with
     "list indices must be integers or slices, not NoneType" once the old periods run out. After loading, put the
     YAML's periods, restart weights and eta_min back: the option file decides the schedule, the state the position."""
-
-    def resume_with_yaml_schedule(self, resume_state):
-        resume_training(self, resume_state)
-        scheduler_opt = self.opt.get('train', {}).get('scheduler', {})
-        for scheduler in self.schedulers:
-            if hasattr(scheduler, 'cumulative_period') and 'periods' in scheduler_opt:
-                scheduler.periods = list(scheduler_opt['periods'])
-                scheduler.restart_weights = list(scheduler_opt.get('restart_weights', [1] * len(scheduler.periods)))
-                scheduler.eta_min = scheduler_opt.get('eta_min', scheduler.eta_min)
-                scheduler.cumulative_period = [sum(scheduler.periods[: i + 1]) for i in range(len(scheduler.periods))]
-
-    resume_with_yaml_schedule.keeps_yaml_schedule = True
-    return resume_with_yaml_schedule
+    scheduler_opt = model.opt.get('train', {}).get('scheduler', {})
+    for scheduler in model.schedulers:
+        if hasattr(scheduler, 'cumulative_period') and 'periods' in scheduler_opt:
+            scheduler.periods = list(scheduler_opt['periods'])
+            scheduler.restart_weights = list(scheduler_opt.get('restart_weights', [1] * len(scheduler.periods)))
+            scheduler.eta_min = scheduler_opt.get('eta_min', scheduler.eta_min)
+            scheduler.cumulative_period = [sum(scheduler.periods[: i + 1]) for i in range(len(scheduler.periods))]
 
 
 def atomic_torch_save(obj, path: str):
@@ -428,20 +430,13 @@ def skip_once_after_resume(iterate):
     return iterate_skipping
 
 
-def model_to_device_on_any_device(model_to_device):
+def wrap_ddp_without_device_ids(model, net):
     """Broken: ``BaseModel.model_to_device`` wraps DDP with ``device_ids=[torch.cuda.current_device()]``, which fails
-    on a CPU-only machine. Without a GPU, wrap with no device ids (gloo); otherwise BasicSR's own code."""
+    on a CPU-only machine. Without a GPU, wrap with no device ids (gloo)."""
+    from torch.nn.parallel import DistributedDataParallel
 
-    def to_device(self, net):
-        if not self.opt['dist'] or self.device.type == 'cuda':
-            return model_to_device(self, net)
-        from torch.nn.parallel import DistributedDataParallel
-
-        find_unused = self.opt.get('find_unused_parameters', False)
-        return DistributedDataParallel(net.to(self.device), device_ids=None, find_unused_parameters=find_unused)
-
-    to_device.runs_on_any_device = True
-    return to_device
+    find_unused = model.opt.get('find_unused_parameters', False)
+    return DistributedDataParallel(net.to(model.device), device_ids=None, find_unused_parameters=find_unused)
 
 
 def load_network_checked(self, net, load_path, strict=True, param_key='params'):
@@ -477,21 +472,38 @@ def load_network_checked(self, net, load_path, strict=True, param_key='params'):
     load_state(bare, state, load_path, checkpoint_record(checkpoint, load_path), network_opt, strict)
 
 
-def adopt_checkpoint_options_first(init):
+def adopt_checkpoint_options_first(model, opt: dict):
     """Broken: ``BaseModel`` subclasses build their networks from the option file alone, so a checkpoint trained with
     ``input_residual: true`` (or any other structural option) loads into a network built without it and scores
     wrong with no warning. Before the networks are built, options the file leaves unset are taken from the
     checkpoint's record and options it sets must agree (dmtnet_arch/utils/checkpoint.py)."""
+    from dmtnet_arch.utils.checkpoint import adopt_checkpoint_options
 
-    def init_after_adopting(self, opt):
-        from dmtnet_arch.utils.checkpoint import adopt_checkpoint_options
+    adopt_checkpoint_options(opt)
+    model.defining_run_options = run_options(opt)  # before setup_optimizers pops the types out of opt
 
-        adopt_checkpoint_options(opt)
-        self.defining_run_options = run_options(opt)  # before setup_optimizers pops the types out of opt
-        init(self, opt)
 
-    init_after_adopting.adopts_checkpoint_options = True
-    return init_after_adopting
+class PluginModelFixes:
+    """BasicSR ``BaseModel`` behaviour fixed for this plugin's models only (put first among the bases): atomic
+    saves with build records and random states, checked loading, checkpoint options adopted, the YAML schedule kept
+    on resume, DDP on a CPU-only machine. Other BasicSR models in the same environment keep BasicSR's behaviour."""
+
+    def __init__(self, opt):
+        adopt_checkpoint_options_first(self, opt)
+        super().__init__(opt)
+
+    save_network = save_network_atomically
+    save_training_state = save_training_state_atomically
+    load_network = load_network_checked
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        restore_yaml_schedule(self)
+
+    def model_to_device(self, net):
+        if self.opt['dist'] and self.device.type != 'cuda':
+            return wrap_ddp_without_device_ids(self, net)
+        return super().model_to_device(net)
 
 
 def check_options_when_parsed(parse_options):
@@ -516,8 +528,10 @@ def refuse_train_set_smaller_than_a_batch(build_dataloader):
     numbers. Wraps ``build_dataloader``, which both ``basicsr.train`` and a toolbox's own ``train.py`` call."""
 
     def build_and_check(dataset, dataset_opt, *args, **kwargs):
+        from dmtnet_arch.utils.options import is_plugin_owned
+
         loader = build_dataloader(dataset, dataset_opt, *args, **kwargs)
-        if dataset_opt['phase'] == 'train' and len(loader) == 0:
+        if dataset_opt['phase'] == 'train' and len(loader) == 0 and is_plugin_owned(type(dataset)):
             sampler = loader.sampler if hasattr(loader.sampler, 'num_replicas') else None
             processes = sampler.num_replicas if sampler is not None else 1
             raise ValueError(
@@ -547,7 +561,6 @@ def patch_basicsr():
     import basicsr.utils.options
     from basicsr.data.data_sampler import EnlargedSampler
     from basicsr.data.prefetch_dataloader import CPUPrefetcher
-    from basicsr.models.base_model import BaseModel
     from basicsr.utils import dist_util
 
     dist_util._init_dist_pytorch = init_dist_pytorch_on_any_device
@@ -556,19 +569,10 @@ def patch_basicsr():
             basicsr.utils.options.parse_options, basicsr.train.load_resume_state
         )
     basicsr.train.load_resume_state = load_resume_state_from_root
-    if not getattr(BaseModel.resume_training, 'keeps_yaml_schedule', False):
-        BaseModel.resume_training = keep_yaml_schedule_on_resume(BaseModel.resume_training)
-    if not getattr(BaseModel.model_to_device, 'runs_on_any_device', False):
-        BaseModel.model_to_device = model_to_device_on_any_device(BaseModel.model_to_device)
     if not getattr(CPUPrefetcher.reset, 'resumes_position', False):
         CPUPrefetcher.reset = resume_where_the_run_stopped(CPUPrefetcher.reset)
     if not getattr(EnlargedSampler.__iter__, 'skips_after_resume', False):
         EnlargedSampler.__iter__ = skip_once_after_resume(EnlargedSampler.__iter__)
-    BaseModel.save_network = save_network_atomically
-    BaseModel.save_training_state = save_training_state_atomically
-    BaseModel.load_network = load_network_checked
-    if not getattr(BaseModel.__init__, 'adopts_checkpoint_options', False):
-        BaseModel.__init__ = adopt_checkpoint_options_first(BaseModel.__init__)
     for module in (basicsr.train, basicsr.test, basicsr.utils.options):
         if not getattr(module.parse_options, 'checks_options', False):
             module.parse_options = check_options_when_parsed(module.parse_options)

@@ -56,7 +56,7 @@ def test_resume_follows_the_yaml_schedule_when_total_iter_grows():
     from basicsr.models.base_model import BaseModel
     from basicsr.models.lr_scheduler import CosineAnnealingRestartLR
 
-    import dmtnet_arch  # noqa: F401  (patches BaseModel.resume_training)
+    from dmtnet_arch import compat
 
     def optimizer_and_scheduler(periods):
         optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
@@ -71,7 +71,8 @@ def test_resume_follows_the_yaml_schedule_when_total_iter_grows():
     optimizer, scheduler = optimizer_and_scheduler([20])
     model = types.SimpleNamespace(optimizers=[optimizer], schedulers=[scheduler],
                                   opt={'train': {'scheduler': {'periods': [20], 'restart_weights': [1]}}})  # fmt: skip
-    BaseModel.resume_training(model, state)
+    BaseModel.resume_training(model, state)  # BasicSR's, then the plugin models' fix
+    compat.restore_yaml_schedule(model)
     assert scheduler.last_epoch == 10
     optimizer.step()
     scheduler.step()  # crashes with the saved periods [10]: step 11 lies past them
@@ -83,13 +84,12 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     import types
 
     import torch
-    from basicsr.models.base_model import BaseModel
 
-    import dmtnet_arch  # noqa: F401  (patches BaseModel's save methods)
+    from dmtnet_arch.models.dual_pixel_model import DualPixelModel
 
     net = torch.nn.Linear(2, 2)
     model = types.SimpleNamespace(opt={'rank': 0, 'path': {'models': str(tmp_path)}}, get_bare_model=lambda n: n)
-    BaseModel.save_network(model, net, 'net_g', -1)
+    DualPixelModel.save_network(model, net, 'net_g', -1)
     target = tmp_path / 'net_g_latest.pth'
     saved = torch.load(target, weights_only=True)['params']
 
@@ -103,7 +103,7 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     with torch.no_grad():
         net.weight.add_(1)
     with pytest.raises(OSError, match='killed while writing'):
-        BaseModel.save_network(model, net, 'net_g', -1)
+        DualPixelModel.save_network(model, net, 'net_g', -1)
     monkeypatch.setattr(torch, 'save', real_save)
     intact = torch.load(target, weights_only=True)['params']  # the last good checkpoint is still loadable
     torch.testing.assert_close(intact['weight'], saved['weight'])

@@ -535,10 +535,11 @@ def test_compat_patches_are_in_place():
     import basicsr.data
     import basicsr.test
     import basicsr.train
-    from basicsr.models.base_model import BaseModel
 
-    assert BaseModel.load_network is compat.load_network_checked
-    assert getattr(BaseModel.__init__, 'adopts_checkpoint_options', False)
+    from dmtnet_arch.models.dual_pixel_model import DualPixelModel
+
+    assert DualPixelModel.load_network is compat.load_network_checked
+    assert DualPixelModel.__mro__[1] is compat.PluginModelFixes
     assert getattr(basicsr.train.parse_options, 'checks_options', False)
     assert getattr(basicsr.test.parse_options, 'checks_options', False)
     assert getattr(basicsr.train.build_dataloader, 'checks_batch', False)

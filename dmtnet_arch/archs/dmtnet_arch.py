@@ -12,6 +12,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from dmtnet_arch.archs.arch_util import check_dual_pixel_input, pad_to_multiple
+from dmtnet_arch.utils.checkpoint import record_constructor_options
 
 # Number of DMSSRMs per variant (Table 1).
 VARIANT_DMSSRMS = {'T': 0, 'S': 1, 'B': 2, 'L': 3, 'H': 4}
@@ -313,6 +314,7 @@ class UpSampling(nn.Module):
 
 
 @ARCH_REGISTRY.register()
+@record_constructor_options
 class DMTNet(nn.Module):
     """DMTNet, I_S = DMTNet(I_L, I_R) (eq. 6): (N, 6, H, W) left then right view in [0, 1] -> (N, 3, H, W).
 

@@ -11,6 +11,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from dmtnet_arch.archs.arch_util import check_dual_pixel_input, pad_to_multiple
+from dmtnet_arch.utils.checkpoint import record_constructor_options
 
 NUM_LEVELS = 5
 DROPOUT_LEVELS = (3, 4)  # 0-based: dropout after encoder levels 4 and 5 (the level-4 skip is taken after it too)
@@ -68,6 +69,7 @@ class Head(nn.Module):
 
 
 @ARCH_REGISTRY.register()
+@record_constructor_options
 class DPDNet(nn.Module):
     """DPDNet: (N, 6, H, W) left then right view in [0, 1], RGB -> (N, 3, H, W) sharp image in (0, 1).
 

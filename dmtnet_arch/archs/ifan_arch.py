@@ -11,6 +11,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from dmtnet_arch.archs.arch_util import check_dual_pixel_input, pad_to_multiple
+from dmtnet_arch.utils.checkpoint import record_constructor_options
 
 NEGATIVE_SLOPE = 0.1  # every LeakyReLU of the release
 DOWNSCALE = 8  # three stride-2 stages: features, filters and the disparity map are at 1/8 of the image
@@ -136,6 +137,7 @@ def released_keys_to_local(state_dict: dict, prefix: str, network: str, dropped:
 
 
 @ARCH_REGISTRY.register()
+@record_constructor_options
 class IFAN(nn.Module):
     """IFAN (N, 3, H, W) combined view in [0, 1] -> (N, 3, H, W) sharp image; clipped to [0, 1] in eval mode.
 

@@ -11,6 +11,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from dmtnet_arch.archs.arch_util import check_dual_pixel_input, pad_to_multiple
+from dmtnet_arch.utils.checkpoint import record_constructor_options
 
 LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
 LAYER_NORM_EPS = 1e-5
@@ -133,6 +134,7 @@ class Upsample(nn.Module):
 
 
 @ARCH_REGISTRY.register()
+@record_constructor_options
 class Restormer(nn.Module):
     """Restormer: a 4-level encoder-decoder of transformer blocks; (N, 6, H, W) left then right view -> (N, 3, H, W).
 

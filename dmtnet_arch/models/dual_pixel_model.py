@@ -14,6 +14,7 @@ from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
+from dmtnet_arch.compat import PluginModelFixes
 from dmtnet_arch.models.lr_scheduler import build_scheduler
 from dmtnet_arch.models.progressive_training import ProgressiveSchedule, cut_batch
 from dmtnet_arch.utils.device_util import AMP_DTYPES
@@ -59,7 +60,7 @@ def summarise(records: list[dict], metric_names: list[str]) -> dict[str, dict[st
 
 
 @MODEL_REGISTRY.register()
-class DualPixelModel(SRModel):
+class DualPixelModel(PluginModelFixes, SRModel):
     """DMTNet (or any 6-channel dual-pixel network) trained and tested through BasicSR's pipelines.
 
     train: ``pixel_opt`` (CharbonnierLoss in the paper's options), ``scheduler``, ``ema_decay`` as SRModel; ``optim_g``

@@ -158,7 +158,7 @@ def constructor_options(cls, args: tuple = (), kwargs: dict | None = None) -> di
 
 def record_constructor_options(cls):
     """Make ``cls`` keep what built each instance in ``build_options`` (``{'type': name, **options}``); networks of
-    this plugin get it when they are registered (dmtnet_arch/archs/__init__.py)."""
+    this plugin are decorated with it, under their registration."""
     init = cls.__init__
     if getattr(init, 'records_options', False):
         return cls

@@ -449,8 +449,30 @@ def model_class(opt: dict):
     return registered(MODEL_REGISTRY, 'model', 'model_type', opt.get('model_type'))
 
 
+def uses_plugin(opt: dict) -> bool:
+    """Whether an option file names a model, network, dataset or metric this plugin registers. Option files of
+    other BasicSR models and plugins are left to BasicSR: installing this plugin must not change how they run."""
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+    def owned(registry, name) -> bool:
+        return isinstance(name, str) and name in registry and is_plugin_owned(registry.get(name))
+
+    networks = [opt[f'network_{label}'] for label in network_labels(opt)]
+    datasets = [block for block in (opt.get('datasets') or {}).values() if isinstance(block, dict)]
+    metrics = [block for block in ((opt.get('val') or {}).get('metrics') or {}).values() if isinstance(block, dict)]
+    return (
+        owned(MODEL_REGISTRY, opt.get('model_type'))
+        or any(owned(ARCH_REGISTRY, block.get('type')) for block in networks if isinstance(block, dict))
+        or any(owned(DATASET_REGISTRY, block.get('type')) for block in datasets)
+        or any(owned(METRIC_REGISTRY, block.get('type')) for block in metrics)
+    )
+
+
 def check_options(opt: dict) -> dict:
-    """Check (and convert in place) an option dict as parse_options returns it; returns it."""
+    """Check (and convert in place) an option dict as parse_options returns it; returns it. Option files that use
+    nothing of this plugin are returned unchecked."""
+    if not uses_plugin(opt):
+        return opt
     model = model_class(opt)
     schema = getattr(model, 'option_schema', None)
     plugin_model = schema is not None
