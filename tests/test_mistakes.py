@@ -18,22 +18,6 @@ import yaml
 from basicsr import test as basicsr_test
 from basicsr.models import build_model
 from basicsr.utils.options import ordered_yaml
-from test_training import (  # noqa: F401  (new_name: a fixture, used through experiment_name)
-    NETWORK,
-    PYTHON,
-    REPO,
-    SIZE,
-    TEST_ENTRY,
-    TRAIN_ENTRY,
-    eval_options,
-    last_line,
-    make_data,
-    new_name,
-    run,
-    train_options,
-    write_png16,
-    write_yaml,
-)
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch import compat
@@ -49,6 +33,22 @@ from dmtnet_arch.utils.checkpoint import (
     load_network_weights,
 )
 from dmtnet_arch.utils.options import OptionError, check_device, check_options
+from tests.integration.test_training import (  # noqa: F401  (new_name: a fixture, used through experiment_name)
+    NETWORK,
+    PYTHON,
+    REPO,
+    SIZE,
+    TEST_ENTRY,
+    TRAIN_ENTRY,
+    eval_options,
+    last_line,
+    make_data,
+    new_name,
+    run,
+    train_options,
+    write_png16,
+    write_yaml,
+)
 
 OPTIONS = sorted((REPO / 'options').glob('*.yml'))
 SCRIPTS = REPO / 'scripts'

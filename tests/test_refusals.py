@@ -12,10 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_training as helpers
 import torch
-from test_mistakes import refused, shipped
-from test_training import PYTHON, TEST_ENTRY, eval_options, last_line, make_data, run, write_yaml
 
 import dmtnet_arch  # noqa: F401  (registers the plugin)
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
@@ -27,6 +24,9 @@ from dmtnet_arch.tools import inference
 from dmtnet_arch.utils import file_util
 from dmtnet_arch.utils.checkpoint import RECORD_KEY, load_network_weights, network_record
 from dmtnet_arch.utils.img_util import write_image
+from tests.integration import test_training as helpers
+from tests.integration.test_training import PYTHON, TEST_ENTRY, eval_options, last_line, make_data, run, write_yaml
+from tests.test_mistakes import refused, shipped
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / 'scripts' / 'inference.py'
@@ -344,7 +344,7 @@ def test_home_is_expanded_in_every_dataset_path(tmp_path, monkeypatch, layout):
 
 @pytest.mark.parametrize('listed', [['nonsense'], ['a', 'b', 'garbage_1', 'garbage_2']])
 def test_a_meta_info_file_listing_other_keys_is_blamed_not_the_left_lmdb(tmp_path, listed):
-    from test_dual_pixel_dataset import folder_opt, make_folder_layout, make_lmdbs
+    from tests.data.test_dual_pixel_dataset import folder_opt, make_folder_layout, make_lmdbs
 
     root = make_folder_layout(tmp_path / 'dp')
     meta_info = tmp_path / 'meta_info.txt'

@@ -7,7 +7,7 @@ from pathlib import Path
 import dmtnet_arch  # noqa: F401  (registers the peers)
 from dmtnet_arch.tools.benchmark import networks
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'benchmark.py'
+SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'benchmark.py'
 
 
 def test_benchmark_runs_at_a_tiny_size(tmp_path, capsys):

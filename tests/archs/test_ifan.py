@@ -8,7 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from basicsr.models import build_model
-from test_training import (
+
+import dmtnet_arch  # noqa: F401
+from dmtnet_arch.archs.ifan_arch import IFAN, IFANReblurNet, iterative_adaptive_convolution, warp_horizontally
+from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
+from dmtnet_arch.utils.checkpoint import RECORD_KEY, load_network_weights, network_record
+from tests.integration.test_training import (
     PYTHON,
     REPO,
     TEST_ENTRY,
@@ -24,11 +29,6 @@ from test_training import (
     write_png16,
     write_yaml,
 )
-
-import dmtnet_arch  # noqa: F401
-from dmtnet_arch.archs.ifan_arch import IFAN, IFANReblurNet, iterative_adaptive_convolution, warp_horizontally
-from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
-from dmtnet_arch.utils.checkpoint import RECORD_KEY, load_network_weights, network_record
 
 TINY = {'channels': 4, 'res_num': 1, 'iterations': 2}  # all modules present, a few thousand parameters
 

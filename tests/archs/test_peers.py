@@ -17,7 +17,13 @@ import torch
 import torch.nn.functional as F
 import yaml
 from basicsr.archs import build_network
-from test_training import (
+
+import dmtnet_arch  # noqa: F401  (registers the plugin)
+from dmtnet_arch.archs.dpdnet_arch import DPDNet
+from dmtnet_arch.archs.restormer_arch import Restormer
+from dmtnet_arch.tools.convert_dpdnet_keras import keras_to_dpdnet_state
+from dmtnet_arch.utils.checkpoint import load_network_weights
+from tests.integration.test_training import (
     PYTHON,
     REPO,
     SIZE,
@@ -31,13 +37,7 @@ from test_training import (
     temp_files,
     write_yaml,
 )
-from test_training import new_name as new_name  # noqa: F401  (a fixture: unique experiment names, cleaned up)
-
-import dmtnet_arch  # noqa: F401  (registers the plugin)
-from dmtnet_arch.archs.dpdnet_arch import DPDNet
-from dmtnet_arch.archs.restormer_arch import Restormer
-from dmtnet_arch.tools.convert_dpdnet_keras import keras_to_dpdnet_state
-from dmtnet_arch.utils.checkpoint import load_network_weights
+from tests.integration.test_training import new_name as new_name  # noqa: F401  (a fixture: unique experiment names, cleaned up)
 
 # Tiny tensors gain nothing from threads, and on a busy machine waiting threads make them ten times slower.
 ONE_THREAD = {'OMP_NUM_THREADS': '1'}

@@ -17,7 +17,7 @@ from dmtnet_arch.tools.scale_analysis import scale_features
 from dmtnet_arch.utils.img_util import write_image
 from dmtnet_arch.utils.plot_util import feature_image
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'visualize_scales.py'
+SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'visualize_scales.py'
 NETWORK = {'type': 'DMTNet', 'variant': 'B', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'num_rbm': 1,
            'num_rm': 1}  # fmt: skip
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'

@@ -22,7 +22,7 @@ FOLDERS = {'left': 'inputL', 'right': 'inputR', 'target': 'target', 'combined': 
 VIEW_IDS = {'left': 1, 'right': 2, 'target': 3, 'combined': 4}
 
 
-DEFAULT_DPDD_TEST_CATEGORIES = Path(__file__).resolve().parents[1] / 'datasets' / 'dpdd_test_categories.txt'
+DEFAULT_DPDD_TEST_CATEGORIES = Path(__file__).resolve().parents[2] / 'datasets' / 'dpdd_test_categories.txt'
 
 
 def write_png(path, rgb):

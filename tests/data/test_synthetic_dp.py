@@ -11,7 +11,7 @@ import pytest
 from dmtnet_arch.data import synthetic_dp as sdp
 from dmtnet_arch.utils.file_util import TEMP_SUFFIX
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ONE_COUNT = 1.0 / 65535
 
 

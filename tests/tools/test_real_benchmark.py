@@ -22,7 +22,7 @@ from dmtnet_arch.tools.real_benchmark import (
 )
 from dmtnet_arch.utils.img_util import write_image
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'real_benchmark.py'
+SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'real_benchmark.py'
 
 
 class FirstView(nn.Module):

@@ -7,7 +7,11 @@ import re
 import pytest
 import torch
 from basicsr.models import build_model
-from test_training import (  # noqa: F401  (new_name is a fixture)
+
+import dmtnet_arch  # noqa: F401
+from dmtnet_arch.models.lr_scheduler import CosineAnnealingRestartCyclicLR
+from dmtnet_arch.models.progressive_training import ProgressiveSchedule, Stage, cut_batch
+from tests.integration.test_training import (  # noqa: F401  (new_name is a fixture)
     NETWORK,
     PYTHON,
     REPO,
@@ -19,10 +23,6 @@ from test_training import (  # noqa: F401  (new_name is a fixture)
     train_options,
     write_yaml,
 )
-
-import dmtnet_arch  # noqa: F401
-from dmtnet_arch.models.lr_scheduler import CosineAnnealingRestartCyclicLR
-from dmtnet_arch.models.progressive_training import ProgressiveSchedule, Stage, cut_batch
 
 BASE_LR = 3e-4
 

@@ -12,7 +12,7 @@ from dmtnet_arch.archs.dmtnet_arch import DMTNet
 from dmtnet_arch.tools.onnx_export import export_onnx, parity_error
 
 pytest.importorskip('onnxruntime', reason='the export extra: pip install .[export]')
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'export_onnx.py'
+SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'export_onnx.py'
 NETWORK = {'variant': 'S', 'num_transformer_blocks': 2, 'upsampler_channels': 16, 'num_rbm': 1, 'num_rm': 1}
 
 

@@ -38,7 +38,7 @@ from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr
 from dmtnet_arch.utils.checkpoint import read_training_state
 from dmtnet_arch.utils.file_util import TEMP_SUFFIX
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRAIN_ENTRY = REPO / 'dmtnet_arch' / 'train.py'
 TEST_ENTRY = REPO / 'dmtnet_arch' / 'test.py'
 DDP_WORKER = REPO / 'tests' / 'ddp_worker.py'

@@ -20,7 +20,7 @@ from dmtnet_arch.tools.inference import Deblurrer, input_channels, is_out_of_mem
 from dmtnet_arch.utils.img_util import read_image, write_image
 from dmtnet_arch.utils.tile_util import tiled_forward
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'inference.py'
+SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'inference.py'
 # Tiny DMTNet-S: one DMSSRM, so the scale weights exist, at a fraction of the cost.
 NETWORK = {'type': 'DMTNet', 'variant': 'S', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'num_rbm': 1,
            'num_rm': 1}  # fmt: skip

@@ -14,7 +14,7 @@ from dmtnet_arch.data.dpdd_crops import crop_grid, crop_starts, select_sharpest,
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
 from dmtnet_arch.utils.img_util import decode_image, read_image
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'scripts' / 'prepare_dpdd.py'
+SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'prepare_dpdd.py'
 HEIGHT, WIDTH, CROP, STRIDE = 40, 56, 16, 8
 CROPS_PER_IMAGE = 4 * 6  # rows start at 0, 8, 16, 24; columns at 0, 8, ..., 40
 FOLDERS = ('inputL', 'inputR', 'target', 'inputC')

@@ -16,9 +16,11 @@ from pathlib import Path
 import basicsr
 import numpy as np
 import pytest
-import test_training as helpers
 import torch
-from test_training import (
+
+from dmtnet_arch import compat
+from tests.integration import test_training as helpers
+from tests.integration.test_training import (
     NETWORK,
     PYTHON,
     REPO,
@@ -40,8 +42,6 @@ from test_training import (
     unique_name,
     write_yaml,
 )
-
-from dmtnet_arch import compat
 
 new_name = helpers.new_name  # the fixture: unique experiment names, outputs removed afterwards
 VAL_IMAGES = 3  # odd: the two ranks get shares of different lengths

@@ -12,7 +12,7 @@ from dmtnet_arch.utils.checkpoint import BUILTIN_WEIGHTS, RECORD_KEY, read_check
 from dmtnet_arch.utils.img_util import read_image, write_image
 from dmtnet_arch.utils.options import check_path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_built_in_checkpoint_is_small_and_says_what_it_holds():

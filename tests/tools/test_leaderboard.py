@@ -21,7 +21,7 @@ from dmtnet_arch.tools.leaderboard import PUBLISHED_TABLE1
 from dmtnet_arch.tools.short_training import matching_test_options, write_options
 from dmtnet_arch.utils.options import read_option_file as read_options
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # the DMTNet rows use a tiny DMTNet so that the test stays fast; peers run as their shipped test options define them
 TINY_DMTNET = {'type': 'DMTNet', 'variant': 'T', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'embed_dim': 24}
 

@@ -13,7 +13,7 @@ from dmtnet_arch.archs.dmtnet_arch import DMTNet
 from dmtnet_arch.tools.complexity import PAPER_TABLE1, count_macs, count_parameters
 from dmtnet_arch.utils.plot_util import most_defocused_window
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize('variant', list(PAPER_TABLE1))
