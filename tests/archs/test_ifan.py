@@ -13,7 +13,7 @@ import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.ifan_arch import IFAN, IFANReblurNet, iterative_adaptive_convolution, warp_horizontally
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
 from dmtnet_arch.utils.checkpoint import RECORD_KEY, load_network_weights, network_record
-from tests.integration.test_training import (
+from tests.helpers import (
     PYTHON,
     REPO,
     TEST_ENTRY,
@@ -23,7 +23,6 @@ from tests.integration.test_training import (
     eval_options,
     load_params,
     make_data,
-    new_name,  # noqa: F401  (fixture)
     run,
     train_options,
     write_png16,
@@ -236,7 +235,7 @@ def ifan_options(options: dict) -> dict:
     return options
 
 
-def test_ifan_model_trains_and_tests_through_the_entries(tmp_path, new_name):  # noqa: F811
+def test_ifan_model_trains_and_tests_through_the_entries(tmp_path, new_name):
     data = make_data(tmp_path / 'data', 2)
     write_combined_view(data, 2)
     name = new_name('ifan')

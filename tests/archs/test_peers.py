@@ -23,7 +23,7 @@ from dmtnet_arch.archs.dpdnet_arch import DPDNet
 from dmtnet_arch.archs.restormer_arch import Restormer
 from dmtnet_arch.tools.convert_dpdnet_keras import keras_to_dpdnet_state
 from dmtnet_arch.utils.checkpoint import load_network_weights
-from tests.integration.test_training import (
+from tests.helpers import (
     PYTHON,
     REPO,
     SIZE,
@@ -37,7 +37,6 @@ from tests.integration.test_training import (
     temp_files,
     write_yaml,
 )
-from tests.integration.test_training import new_name as new_name  # noqa: F401  (a fixture: unique experiment names, cleaned up)
 
 # Tiny tensors gain nothing from threads, and on a busy machine waiting threads make them ten times slower.
 ONE_THREAD = {'OMP_NUM_THREADS': '1'}

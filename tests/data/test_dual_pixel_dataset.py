@@ -1,6 +1,7 @@
 """DualPixelDataset and its I/O helpers: bit depth, pairing of both layouts, LMDB, aligned crops, flips, errors."""
 
 import random
+import re
 import warnings
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import dmtnet_arch  # noqa: F401  (registers DualPixelDataset)
 from dmtnet_arch.data.categories import load_categories
 from dmtnet_arch.data.data_util import pair_dpdd_layout
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
-from dmtnet_arch.utils.img_util import read_image
+from dmtnet_arch.utils.img_util import read_image, write_image
+from tests.helpers import SIZE, make_data, random_rgb, train_options
 
 HEIGHT, WIDTH = 40, 56
 NAMES = ('a', 'b', 'c')
@@ -409,3 +411,48 @@ def test_dataset_returns_the_category(folder_root, tmp_path):
     dataset = DualPixelDataset(folder_opt(folder_root, category_file=str(labels)))
     assert [dataset[i]['category'] for i in range(3)] == ['outdoor', 'indoor', 'outdoor']
     assert 'category' not in DualPixelDataset(folder_opt(folder_root))[0]
+
+
+def test_crops_larger_than_the_images_are_refused(tmp_path):
+    data = make_data(tmp_path / 'data', 1, height=SIZE, width=SIZE + 16)
+    for gt_size in (SIZE + 8, SIZE + 32):
+        dataset = DualPixelDataset(
+            {**train_options('x', data, 1, 1)['datasets']['train'], 'gt_size': gt_size, 'phase': 'train'}
+        )
+        with pytest.raises(
+            ValueError, match=rf'target/000.png: image is 48x32, smaller than the training crop gt_size {gt_size}'
+        ):
+            dataset[0]  # fmt: skip
+
+
+@pytest.mark.parametrize('layout', ['view folders', 'dpdd'])
+def test_home_is_expanded_in_every_dataset_path(tmp_path, monkeypatch, layout):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    if layout == 'view folders':
+        make_data(tmp_path / 'data', 1)
+        roots = {key: f'~/data/{folder}' for key, folder in
+                 (('dataroot_lqL', 'inputL'), ('dataroot_lqR', 'inputR'), ('dataroot_gt', 'target'))}  # fmt: skip
+    else:
+        for seed, (folder, name) in enumerate(
+            (('test_l/source', 's_L'), ('test_r/source', 's_R'), ('test_c/target', 's'))
+        ):
+            write_image(tmp_path / 'DPDD' / folder / f'{name}.png', random_rgb(seed))
+        roots = {'dataroot_dpdd': '~/DPDD', 'split': 'test'}
+    (tmp_path / 'categories.txt').write_text('images 1\nindoor 0\n')
+    opt = {'name': 'home', 'type': 'DualPixelDataset', 'phase': 'test', 'category_file': '~/categories.txt', **roots}
+    item = DualPixelDataset(opt)[0]
+    assert item['lq_path'].startswith(str(tmp_path)) and item['category'] == 'indoor'
+
+
+@pytest.mark.parametrize('listed', [['nonsense'], ['a', 'b', 'garbage_1', 'garbage_2']])
+def test_a_meta_info_file_listing_other_keys_is_blamed_not_the_left_lmdb(tmp_path, listed):
+    from tests.data.test_dual_pixel_dataset import folder_opt, make_folder_layout, make_lmdbs
+
+    root = make_folder_layout(tmp_path / 'dp')
+    meta_info = tmp_path / 'meta_info.txt'
+    meta_info.write_text(''.join(f'{key}.png (16,24,3) 1\n' for key in listed))
+    opt = {**folder_opt(root), **make_lmdbs(root), 'meta_info_file': str(meta_info)}
+    with pytest.raises(ValueError, match=f'^{re.escape(str(meta_info))}: lists key') as error:
+        DualPixelDataset(opt)
+    assert f'the target LMDB {root / "gt.lmdb"} does not hold' in str(error.value)
+    assert 'lqL.lmdb' not in str(error.value)

@@ -1,6 +1,5 @@
 """scripts/prepare_dpdd.py and its crop logic: crop grid, sharpness ranking, exact 16-bit crops, re-runs, LMDB."""
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -10,11 +9,11 @@ import pytest
 import torch
 
 import dmtnet_arch  # noqa: F401  (registers DualPixelDataset)
-from dmtnet_arch.data.dpdd_crops import crop_grid, crop_starts, select_sharpest, sharpness_scores
+from dmtnet_arch.data.dpdd_crops import GRID_RECORD, crop_grid, crop_starts, select_sharpest, sharpness_scores
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
 from dmtnet_arch.utils.img_util import decode_image, read_image
+from tests.helpers import load_script, make_dpdd
 
-SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'prepare_dpdd.py'
 HEIGHT, WIDTH, CROP, STRIDE = 40, 56, 16, 8
 CROPS_PER_IMAGE = 4 * 6  # rows start at 0, 8, 16, 24; columns at 0, 8, ..., 40
 FOLDERS = ('inputL', 'inputR', 'target', 'inputC')
@@ -22,10 +21,7 @@ FOLDERS = ('inputL', 'inputR', 'target', 'inputC')
 
 @pytest.fixture(scope='module')
 def prepare_dpdd():
-    spec = importlib.util.spec_from_file_location('prepare_dpdd', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('prepare_dpdd')
 
 
 def write_png(path, rgb):
@@ -191,3 +187,36 @@ def test_lmdb_round_trip_keeps_16_bit(prepare_dpdd, tmp_path):
     for index in (0, 17, 47):
         assert torch.equal(from_lmdb[index]['lq'], from_disk[index]['lq'])
         assert torch.equal(from_lmdb[index]['gt'], from_disk[index]['gt'])
+
+
+def test_prepare_dpdd_refuses_an_output_inside_its_input(tmp_path):
+    prepare = load_script('prepare_dpdd')
+    root = make_dpdd(tmp_path / 'DPDD', ['a'], split='train')
+    for out in (root, root / 'crops'):
+        with pytest.raises(ValueError, match=rf'output folder {out / "train"} overlaps the input {root}'):
+            prepare.main(['--input', str(root), '--layout', 'dpdd', '--out', str(out), '--crop-size', '16'])
+    assert sorted(path.name for path in root.iterdir()) == ['train_c', 'train_l', 'train_r']
+
+
+def test_prepare_dpdd_rerun_on_another_grid_never_mixes_grids(tmp_path, monkeypatch):
+    prepare = load_script('prepare_dpdd')
+    root = make_dpdd(tmp_path / 'DPDD', ['a', 'b'], size=32, split='train')
+    out = tmp_path / 'crops'
+    args = ['--input', str(root), '--layout', 'dpdd', '--out', str(out), '--crop-size', '16']
+    assert prepare.main([*args, '--stride', '8']) == {'train': 2 * 9}
+    assert len(list((out / 'train' / 'inputL').iterdir())) == 18
+    written = []
+
+    def crop_then_fail(sample, **kwargs):  # the second image never comes: an interrupted run
+        if written:
+            raise KeyboardInterrupt
+        written.append(sample.name)
+        return prepare_crop(sample, **kwargs)
+
+    prepare_crop = prepare.crop_sample
+    monkeypatch.setattr(prepare, 'crop_sample', crop_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        prepare.main([*args, '--stride', '16'])
+    crops = sorted(path.name for path in (out / 'train' / 'inputL').iterdir())
+    assert crops == ['t0_0_0.png', 't0_0_1.png', 't0_1_0.png', 't0_1_1.png']  # only the new 2 x 2 grid
+    assert '"stride": 16' in (out / 'train' / GRID_RECORD).read_text()

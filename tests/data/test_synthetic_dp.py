@@ -1,17 +1,16 @@
 """The synthetic dual-pixel generator: thin-lens CoC, DP PSFs, layered rendering, files and determinism."""
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import lmdb
 import numpy as np
 import pytest
 
+import dmtnet_arch  # noqa: F401
 from dmtnet_arch.data import synthetic_dp as sdp
+from dmtnet_arch.data.synthetic_dp import generate_dataset
 from dmtnet_arch.utils.file_util import TEMP_SUFFIX
+from tests.helpers import load_script
 
-REPO = Path(__file__).resolve().parents[2]
 ONE_COUNT = 1.0 / 65535
 
 
@@ -251,9 +250,7 @@ def test_lmdb_holds_the_same_16_bit_images(tmp_path):
 
 
 def test_command_line_writes_the_requested_size(tmp_path):
-    spec = importlib.util.spec_from_file_location('make_synthetic_dp', REPO / 'scripts' / 'make_synthetic_dp.py')
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script('make_synthetic_dp')
     assert cli.parse_size('128') == (128, 128)
     assert cli.parse_size('24x40') == (24, 40)
     cli.main(['--count', '1', '--size', '24x40', '--seed', '2', '--out', str(tmp_path), '--quiet'])
@@ -265,3 +262,17 @@ def test_unreadable_source_image_is_named(tmp_path):
     (tmp_path / 'broken.png').write_bytes(b'not a png')
     with pytest.raises(ValueError, match=r'broken\.png: cannot be read'):
         sdp.load_source_folder(tmp_path)
+
+
+def test_generators_refuse_counts_below_one_before_touching_anything(tmp_path, capsys):
+    out = tmp_path / 'set'
+    generate_dataset(out, 1, size=32, seed=0, progress=False)
+    before = sorted(path.relative_to(out) for path in out.rglob('*'))
+    script = load_script('make_synthetic_dp')
+    for count in ('0', '-2'):
+        with pytest.raises(SystemExit):
+            script.main(['--count', count, '--size', '32', '--out', str(out), '--quiet'])
+        assert f"--count: must be a whole number of at least 1, got '{count}'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=rf'count must be a whole number of at least 1, got 0; nothing in {out}'):
+        generate_dataset(out, 0, size=32, progress=False)
+    assert sorted(path.relative_to(out) for path in out.rglob('*')) == before

@@ -2,8 +2,7 @@
 image under DDP, and resuming through the toolbox's own ``basicsr/train.py`` (SIGKILL, then ``--auto_resume`` from
 another directory); plus loading training states with ``weights_only=True`` and falling back past a corrupt one.
 
-Tiny runs (DMTNet-T with one transformer block, 32 x 32 images) through torchrun with the gloo backend. Helpers come
-from ``tests/test_training.py``.
+Tiny runs (DMTNet-T with one transformer block, 32 x 32 images) through torchrun with the gloo backend.
 """
 
 import re
@@ -19,8 +18,7 @@ import pytest
 import torch
 
 from dmtnet_arch import compat
-from tests.integration import test_training as helpers
-from tests.integration.test_training import (
+from tests.helpers import (
     NETWORK,
     PYTHON,
     REPO,
@@ -43,7 +41,6 @@ from tests.integration.test_training import (
     write_yaml,
 )
 
-new_name = helpers.new_name  # the fixture: unique experiment names, outputs removed afterwards
 VAL_IMAGES = 3  # odd: the two ranks get shares of different lengths
 TOTAL_ITER = 4
 VAL_FREQ = 2

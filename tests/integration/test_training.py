@@ -2,216 +2,59 @@
 
 Covers checkpoints, resuming (from another directory and after SIGKILL), CPU data-parallel runs (torchrun and
 torch.distributed.launch), an unmodified BasicSR toolbox finding the plugin, the test entry's CSV files and
-16-bit outputs, skipping non-finite steps, clear option errors and the compat helpers.
+16-bit outputs, skipping non-finite steps, clear option errors and the compat
 
 The entries write ``experiments/<name>`` and ``results/<name>`` under the repository; every test uses a unique
 name and removes what it created.
 """
 
-import csv
-import filecmp
 import importlib.util
 import logging
 import math
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import sysconfig
-import time
-import uuid
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-import yaml
 
 import dmtnet_arch  # noqa: F401  (registers the plugin in basicsr's registries)
-from dmtnet_arch import compat
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr
 from dmtnet_arch.utils.checkpoint import read_training_state
-from dmtnet_arch.utils.file_util import TEMP_SUFFIX
-
-REPO = Path(__file__).resolve().parents[2]
-TRAIN_ENTRY = REPO / 'dmtnet_arch' / 'train.py'
-TEST_ENTRY = REPO / 'dmtnet_arch' / 'test.py'
-DDP_WORKER = REPO / 'tests' / 'ddp_worker.py'
-PYTHON = sys.executable
-TIMEOUT = 240
-SIZE = 32  # one window of the T variant's feature grid: the whole image is one crop
-NETWORK = {'type': 'DMTNet', 'variant': 'T', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'embed_dim': 24}
-# with one DMSSRM (multi-scale reconstruction, dynamic selection): every parameter must get a gradient under DDP
-NETWORK_S = {**NETWORK, 'variant': 'S', 'num_rbm': 1, 'num_rm': 1, 'rgm_channels': 16}
-
+from tests.helpers import (
+    DDP_WORKER,
+    NETWORK,
+    NETWORK_S,
+    PYTHON,
+    REPO,
+    SIZE,
+    TEST_ENTRY,
+    TRAIN_ENTRY,
+    check_ok,
+    check_tiny_test_metrics,
+    eval_options,
+    free_port,
+    last_line,
+    load_params,
+    make_data,
+    read_csv,
+    remove_outputs,
+    run,
+    stale_installed_files,
+    temp_files,
+    torchrun,
+    train_options,
+    train_until_a_state_then_sigkill,
+    unique_name,
+    write_yaml,
+)
 
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
-
-
-def unique_name(tag: str) -> str:
-    return f'pytest_{tag}_{uuid.uuid4().hex[:8]}'
-
-
-def remove_outputs(root: Path, name: str):
-    """experiments/, results/ and tb_logger/ folders of one experiment under ``root``, archived copies included."""
-    for folder in ('experiments', 'results', 'tb_logger'):
-        for path in [root / folder / name, *(root / folder).glob(f'{name}_archived_*')]:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def new_name():
-    """Unique experiment names; whatever they created under the repository is removed afterwards."""
-    names = []
-    absent = [folder for folder in ('results', 'tb_logger') if not (REPO / folder).exists()]
-
-    def make(tag: str) -> str:
-        names.append(unique_name(tag))
-        return names[-1]
-
-    yield make
-    for name in names:
-        remove_outputs(REPO, name)
-    for folder in absent:  # the pipeline created it for this test only: remove it when nothing else is in it
-        if (REPO / folder).is_dir() and not any((REPO / folder).iterdir()):
-            (REPO / folder).rmdir()
-
-
-def write_png16(path: Path, rgb: np.ndarray):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-
-
-def make_data(root: Path, count: int, height: int = SIZE, width: int = SIZE, seed: int = 0) -> Path:
-    """``count`` random 16-bit samples in inputL/ inputR/ target/ named 000.png, 001.png, ..."""
-    rng = np.random.default_rng(seed)
-    for index in range(count):
-        target = rng.integers(0, 65536, (height, width, 3), dtype=np.uint16)
-        for folder, image in (
-            ('target', target),
-            ('inputL', (target * 0.7 + rng.integers(0, 9000, target.shape)).astype(np.uint16)),
-            ('inputR', (target * 0.7 + rng.integers(0, 9000, target.shape)).astype(np.uint16)),
-        ):
-            write_png16(root / folder / f'{index:03d}.png', image)
-    return root
-
-
-def dataset_opt(name: str, root: Path, **extra) -> dict:
-    return {
-        'name': name,
-        'type': 'DualPixelDataset',
-        'dataroot_lqL': str(root / 'inputL'),
-        'dataroot_lqR': str(root / 'inputR'),
-        'dataroot_gt': str(root / 'target'),
-        'io_backend': {'type': 'disk'},
-        **extra,
-    }
-
-
-def common_options(name: str) -> dict:
-    """The top-level keys every option file of these tests shares."""
-    return {
-        'name': name,
-        'model_type': 'DualPixelModel',
-        'scale': 1,
-        'num_gpu': 'auto',
-        'manual_seed': 0,
-        'network_g': dict(NETWORK),
-    }
-
-
-def train_options(name: str, data: Path, total_iter: int, save_freq: int, batch: int = 2, **train_extra) -> dict:
-    """Deterministic data: the crop is the whole image, no flips, no shuffling (the sampler's order is by epoch)."""
-    train_set = dataset_opt(
-        'tiny_train',
-        data,
-        gt_size=SIZE,
-        use_hflip=False,
-        use_vflip=False,
-        use_rot=False,
-        use_shuffle=False,
-        num_worker_per_gpu=0,
-        batch_size_per_gpu=batch,
-        dataset_enlarge_ratio=1,
-        prefetch_mode=None,
-    )
-    return {
-        **common_options(name),
-        'datasets': {'train': train_set},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {
-            'ema_decay': 0,
-            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'weight_decay': 0, 'betas': [0.9, 0.999]},
-            # the rate halves after iteration 3: a resumed run must restore the scheduler to match
-            'scheduler': {'type': 'MultiStepLR', 'milestones': [3], 'gamma': 0.5},
-            'total_iter': total_iter,
-            'warmup_iter': -1,
-            'grad_clip': 1.0,
-            'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean', 'eps': 1e-6},
-            **train_extra,
-        },
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': save_freq, 'use_tb_logger': False},
-        'dist_params': {'backend': 'nccl', 'port': 29500},
-    }
-
-
-def eval_options(name: str, data: Path, checkpoint: Path | None, save_img: bool = False, **data_extra) -> dict:
-    return {
-        **common_options(name),
-        'datasets': {'test_1': dataset_opt('tiny_test', data, **data_extra)},
-        'path': {'pretrain_network_g': None if checkpoint is None else str(checkpoint), 'strict_load_g': True},
-        'val': {
-            'save_img': save_img,
-            'suffix': None,
-            'metrics': {
-                'psnr': {'type': 'calculate_dp_psnr', 'protocol': '16bit'},
-                'ssim': {'type': 'calculate_dp_ssim', 'protocol': '16bit'},
-                'mae': {'type': 'calculate_dp_mae', 'protocol': '16bit', 'better': 'lower'},
-            },
-        },
-    }
-
-
-def write_yaml(path: Path, opt: dict) -> Path:
-    path.write_text(yaml.safe_dump(opt, sort_keys=False))
-    return path
-
-
-def run(cmd: list, cwd: Path, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != 'DMTNET_NO_AUTOLOAD'}
-    env.update(env_extra or {})
-    return subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
-
-
-def check_ok(result: subprocess.CompletedProcess):
-    assert result.returncode == 0, (
-        f'rc {result.returncode}\nSTDOUT:\n{result.stdout[-4000:]}\nSTDERR:\n{result.stderr[-6000:]}'
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def torchrun() -> list:
-    script = Path(PYTHON).parent / 'torchrun'
-    return [script] if script.exists() else [PYTHON, '-m', 'torch.distributed.run']
-
-
-def load_params(path: Path) -> dict:
-    return torch.load(path, map_location='cpu', weights_only=True)['params']
-
-
-def temp_files(folder: Path) -> list:
-    return [p for p in folder.rglob('*') if p.name.endswith(TEMP_SUFFIX)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -304,39 +147,6 @@ def test_auto_resume_from_another_directory_equals_training_straight_through(res
 
 # ---------------------------------------------------------------------------------------------------------------
 # 4: a run killed with SIGKILL resumes from its last complete checkpoint
-
-
-def complete_iterations(experiment: Path) -> list[int]:
-    states = experiment / 'training_states'
-    models = experiment / 'models'
-    if not states.is_dir():
-        return []
-    iters = [int(p.name[: -len('.state')]) for p in states.glob('*.state') if p.name[: -len('.state')].isdigit()]
-    return sorted(it for it in iters if (models / f'net_g_{it}.pth').is_file())
-
-
-def train_until_a_state_then_sigkill(cmd: list, cwd: Path, experiment: Path, log_path: Path) -> int:
-    """Start a long training, SIGKILL it once a training state is saved; the last complete iteration saved."""
-    with open(log_path, 'w') as log:
-        proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + TIMEOUT
-            while not list((experiment / 'training_states').glob('*.state')):
-                assert proc.poll() is None, (
-                    f'training ended early (rc {proc.returncode}):\n{log_path.read_text()[-4000:]}'
-                )
-                assert time.monotonic() < deadline, 'no training state was saved in time'
-                time.sleep(0.1)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    saved = complete_iterations(experiment)
-    assert saved, 'no complete checkpoint before the kill'
-    return saved[-1]
 
 
 def test_resume_after_sigkill(tmp_path, new_name):
@@ -448,31 +258,6 @@ def test_train_entry_under_torchrun(tmp_path, new_name):
 
 # ---------------------------------------------------------------------------------------------------------------
 # 6: BasicSR's own, unmodified train.py and test.py find the plugin through the installed start-up hook
-
-
-def read_csv(path: Path) -> tuple[list[str], list[dict]]:
-    with open(path, newline='') as f:
-        reader = csv.DictReader(f)
-        return list(reader.fieldnames), list(reader)
-
-
-def check_tiny_test_metrics(path: Path):
-    """The per-image CSV of a test run on the two-image tiny set: its columns, images and finite PSNRs."""
-    header, rows = read_csv(path)
-    assert header == ['image', 'category', 'psnr', 'ssim', 'mae']
-    assert [row['image'] for row in rows] == ['000', '001']
-    assert all(math.isfinite(float(row['psnr'])) for row in rows)
-
-
-def stale_installed_files() -> list[str]:
-    """Plugin sources that differ between this checkout and the copy installed in site-packages."""
-    installed = Path(sysconfig.get_paths()['purelib'])
-    names = [str(p.relative_to(REPO)) for p in (REPO / 'dmtnet_arch').rglob('*.py')]
-    names += ['dmtnet_arch_startup.py', 'dmtnet_arch.pth']
-    return [
-        name for name in names
-        if not (installed / name).is_file() or not filecmp.cmp(REPO / name, installed / name, shallow=False)
-    ]  # fmt: skip
 
 
 def test_unmodified_basicsr_toolbox_trains_and_tests(tmp_path):
@@ -632,10 +417,6 @@ def test_nonfinite_loss_skips_steps_then_stops(tmp_path, monkeypatch):
 # 9: wrong options give errors that say what is wrong
 
 
-def last_line(text: str) -> str:
-    return [line for line in text.strip().splitlines() if line.strip()][-1]
-
-
 def test_missing_data_folder_is_named(tmp_path, new_name):
     data = make_data(tmp_path / 'data', 2)
     shutil.rmtree(data / 'inputL')
@@ -660,40 +441,3 @@ def test_unknown_variant_lists_the_variants(tmp_path, new_name):
 
 # ---------------------------------------------------------------------------------------------------------------
 # 10: compat helpers
-
-
-@pytest.mark.parametrize(
-    ('argv', 'expected'),
-    [
-        (['train.py', '-opt', 'x.yml', '--local-rank=3'], ['train.py', '-opt', 'x.yml', '--local_rank=3']),
-        (['train.py', '--local-rank', '1', '-opt', 'x.yml'], ['train.py', '--local_rank', '1', '-opt', 'x.yml']),
-        (['train.py', '--local_rank=2'], ['train.py', '--local_rank=2']),
-        (['train.py', '-opt', 'local-rank.yml'], ['train.py', '-opt', 'local-rank.yml']),
-    ],
-)
-def test_dashed_local_rank_is_rewritten(argv, expected):
-    compat.accept_dashed_local_rank(argv)
-    assert argv == expected
-
-
-def test_complete_states_skip_incomplete_and_temporary_files(tmp_path):
-    states, models = tmp_path / 'training_states', tmp_path / 'models'
-    states.mkdir()
-    models.mkdir()
-    assert compat.complete_states(str(states), str(models)) == []
-    assert compat.complete_states(str(tmp_path / 'absent'), str(models)) == []
-    for it in (2, 4, 10):
-        (states / f'{it}.state').write_bytes(b'x')
-    for it in (2, 4):
-        (models / f'net_g_{it}.pth').write_bytes(b'x')
-    (models / 'net_g_10.pth.tmp123').write_bytes(b'x')  # the network of 10 was never completed
-    (states / '12.state.tmp77').write_bytes(b'x')
-    (models / 'net_g_12.pth').write_bytes(b'x')
-    (states / 'latest.state').write_bytes(b'x')
-    assert compat.complete_states(str(states), str(models)) == [str(states / '4.state'), str(states / '2.state')]
-    # numeric order, not text order
-    (states / '30.state').write_bytes(b'x')
-    (models / 'net_g_30.pth').write_bytes(b'x')
-    assert compat.complete_states(str(states), str(models))[0] == str(states / '30.state')
-    # every network the model saves must be there
-    assert compat.complete_states(str(states), str(models), ['net_g', 'net_d']) == []

@@ -1,6 +1,7 @@
 """The DPDD metrics (dmtnet_arch/metrics/dual_pixel_metric.py): values, protocols, inputs, BasicSR registration."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -141,3 +142,49 @@ def test_unknown_metric_options_are_errors_not_silently_dropped(options):
     with pytest.raises(ValueError, match='Unknown metric options'):
         calculate_dp_psnr(gt, gt, **options)
     assert calculate_dp_psnr(gt + 0.01, gt, better='higher') < math.inf  # BasicSR's own key is accepted
+
+
+def test_metrics_scale_integer_images_by_their_dtype():
+    rng = np.random.default_rng(0)
+    target = rng.random((16, 16, 3))
+    output = np.clip(target + rng.normal(0, 0.05, target.shape), 0, 1)
+    for dtype, levels in ((np.uint8, 255), (np.uint16, 65535)):
+        a, b = (np.round(image * levels).astype(dtype) for image in (output, target))
+        as_float = a / levels, b / levels
+        assert calculate_dp_psnr(a, b, protocol='float') == pytest.approx(
+            calculate_dp_psnr(*as_float, protocol='float')
+        )
+        assert calculate_dp_mae(a, b, protocol='float') == pytest.approx(calculate_dp_mae(*as_float, protocol='float'))
+        assert calculate_dp_psnr(a, b) < 60
+    with pytest.raises(ValueError, match='got int32'):
+        calculate_dp_psnr(np.zeros((4, 4, 3), np.int32), np.zeros((4, 4, 3), np.int32))
+
+
+@pytest.mark.parametrize(
+    ('metric', 'scale', 'which'),
+    [(calculate_dp_psnr, 255.0, 'img (the output)'), (calculate_dp_ssim, -1.0, 'img2 (the target)'),
+     (calculate_dp_mae, 255.0, 'img2 (the target)')],
+)  # fmt: skip
+def test_metrics_refuse_float_images_outside_zero_one(metric, scale, which):
+    rng = np.random.default_rng(0)
+    good, bad = rng.random((16, 16, 3)), rng.random((16, 16, 3)) * scale
+    pair = (bad, good) if which.startswith('img ') else (good, bad)
+    with pytest.raises(ValueError, match=rf'{metric.__name__}: {re.escape(which)} is a float image'):
+        metric(*pair)
+    overshoot = np.clip(good * 1.02 - 0.01, -0.01, 1.01)  # a network's small overshoot: clamped, scored
+    assert np.isfinite(metric(overshoot, good))
+
+
+@pytest.mark.parametrize(('height', 'width'), [(5, 20), (20, 6)])
+def test_ssim_on_an_image_smaller_than_its_window_names_the_metric_and_the_file(height, width):
+    import types
+
+    from dmtnet_arch.models.dual_pixel_model import DualPixelModel
+
+    small = np.random.default_rng(0).random((height, width, 3))
+    message = f'calculate_dp_ssim: the image is {width} x {height} pixels, smaller than the 7 x 7 window'
+    with pytest.raises(ValueError, match=message):
+        calculate_dp_ssim(small, small)
+    model = types.SimpleNamespace(image_metrics=lambda opts: {'ssim': calculate_dp_ssim(small, small)})
+    with pytest.raises(ValueError, match=f'^in/small_L.png: {message}'):
+        DualPixelModel.scored(model, {}, {'lq_path': ['in/small_L.png']})

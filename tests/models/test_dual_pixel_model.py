@@ -6,6 +6,7 @@ from torch import nn
 
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.models.dual_pixel_model import summarise, tiled_forward
+from tests.helpers import training_model_options
 
 
 class LeftViewColours(nn.Module):
@@ -47,22 +48,13 @@ def test_summary_per_category_and_combined():
 def test_training_crops_smaller_than_the_network_takes_are_refused():
     from basicsr.models import build_model
 
-    opt = {
-        'model_type': 'DualPixelModel',
-        'is_train': True,
-        'dist': False,
-        'num_gpu': 0,
-        'rank': 0,
-        'world_size': 1,
-        'network_g': {'type': 'DMTNet', 'variant': 'T', 'num_transformer_blocks': 1, 'upsampler_channels': 8},
-        'path': {},
-        'datasets': {'train': {'gt_size': 16}},
-        'train': {
-            'pixel_opt': {'type': 'CharbonnierLoss', 'eps': 1e-6},
-            'optim_g': {'type': 'Adam', 'lr': 1e-4},
-            'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [10], 'restart_weights': [1]},
-        },
+    network = {'type': 'DMTNet', 'variant': 'T', 'num_transformer_blocks': 1, 'upsampler_channels': 8}
+    train = {
+        'pixel_opt': {'type': 'CharbonnierLoss', 'eps': 1e-6},
+        'optim_g': {'type': 'Adam', 'lr': 1e-4},
+        'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [10], 'restart_weights': [1]},
     }
+    opt = training_model_options(network, train, {'train': {'gt_size': 16}})
     with pytest.raises(ValueError, match=r'gt_size 16 is smaller than the 32 x 32 pixels DMTNet works on'):
         build_model(opt)
     opt['datasets']['train']['gt_size'] = 32

@@ -11,16 +11,16 @@ from basicsr.models import build_model
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from dmtnet_arch.models.progressive_training import ProgressiveSchedule, Stage, cut_batch
-from tests.integration.test_training import (  # noqa: F401  (new_name is a fixture)
+from tests.helpers import (
     NETWORK,
     PYTHON,
     REPO,
     TRAIN_ENTRY,
     check_ok,
     make_data,
-    new_name,
     run,
     train_options,
+    training_model_options,
     write_yaml,
 )
 
@@ -143,31 +143,21 @@ def test_cut_takes_the_same_samples_and_window_from_every_tensor():
     assert all(torch.equal(whole[name], tensors[name]) for name in tensors)
 
 
-def model_options(train_set: dict, scheduler_opt: dict, total_iter: int = 6) -> dict:
-    return {
-        'model_type': 'DualPixelModel',
-        'is_train': True,
-        'dist': False,
-        'num_gpu': 0,
-        'rank': 0,
-        'world_size': 1,
-        'network_g': dict(NETWORK),
-        'path': {},
-        'datasets': {'train': train_set},
-        'train': {
-            'pixel_opt': {'type': 'L1Loss'},
-            'optim_g': {'type': 'Adam', 'lr': BASE_LR},
-            'scheduler': scheduler_opt,
-            'total_iter': total_iter,
-        },
+def progressive_model_options(train_set: dict, scheduler_opt: dict, total_iter: int = 6) -> dict:
+    train = {
+        'pixel_opt': {'type': 'L1Loss'},
+        'optim_g': {'type': 'Adam', 'lr': BASE_LR},
+        'scheduler': scheduler_opt,
+        'total_iter': total_iter,
     }
+    return training_model_options(dict(NETWORK), train, {'train': train_set})
 
 
 def test_model_trains_with_the_stage_sizes_and_the_cyclic_rate_of_each_iteration():
     periods, weights, eta_mins = [2, 4], [1, 1], [BASE_LR, 1e-6]
     scheduler_opt = {'type': 'CosineAnnealingRestartCyclicLR', 'periods': periods, 'restart_weights': weights,
                      'eta_mins': eta_mins}  # fmt: skip
-    model = build_model(model_options(progressive_set(), scheduler_opt))
+    model = build_model(progressive_model_options(progressive_set(), scheduler_opt))
     assert isinstance(model.schedulers[0], CosineAnnealingRestartCyclicLR)
     seen = []
     model.net_g.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape)))
@@ -186,10 +176,10 @@ def test_model_trains_with_the_stage_sizes_and_the_cyclic_rate_of_each_iteration
 def test_progressive_patches_smaller_than_the_network_takes_are_refused():
     scheduler_opt = {'type': 'CosineAnnealingRestartLR', 'periods': [6], 'restart_weights': [1]}
     with pytest.raises(ValueError, match='gt_sizes 16 is smaller than the 32 x 32 pixels'):
-        build_model(model_options(progressive_set(gt_sizes=[16, 48, 64]), scheduler_opt))
+        build_model(progressive_model_options(progressive_set(gt_sizes=[16, 48, 64]), scheduler_opt))
 
 
-def test_resumed_training_continues_in_the_right_stage(tmp_path, new_name):  # noqa: F811  (the fixture)
+def test_resumed_training_continues_in_the_right_stage(tmp_path, new_name):
     """Through the training entry: 3 iterations, then --auto_resume to 6; iteration 4 is in stage 1."""
     name = new_name('progressive')
     data = make_data(tmp_path / 'data', 4, 64, 64)
@@ -219,7 +209,9 @@ def test_resumed_training_continues_in_the_right_stage(tmp_path, new_name):  # n
 
 def test_ifan_model_cuts_its_combined_view_and_its_left_and_right_views_alike():
     """IFANModel feeds the combined view to the network and keeps left and right for its losses: all are cut."""
-    opt = model_options(progressive_set(gt_sizes=[32, 48, 64]), {'type': 'MultiStepLR', 'milestones': [100]})
+    opt = progressive_model_options(
+        progressive_set(gt_sizes=[32, 48, 64]), {'type': 'MultiStepLR', 'milestones': [100]}
+    )
     opt['model_type'] = 'IFANModel'
     opt['network_g'] = {'type': 'IFAN', 'channels': 4, 'res_num': 1, 'iterations': 2}
     model = build_model(opt)
@@ -232,7 +224,9 @@ def test_ifan_model_cuts_its_combined_view_and_its_left_and_right_views_alike():
         model.optimize_parameters(t)
         assert model.left.shape == model.right.shape == model.gt.shape == seen[-1]
     assert [shape[0] for shape in seen] == [4, 2, 1] and [shape[-1] for shape in seen] == [32, 48, 64]
-    opt = model_options(progressive_set(gt_sizes=[32, 44, 64]), {'type': 'MultiStepLR', 'milestones': [100]})
+    opt = progressive_model_options(
+        progressive_set(gt_sizes=[32, 44, 64]), {'type': 'MultiStepLR', 'milestones': [100]}
+    )
     opt['model_type'], opt['network_g'] = 'IFANModel', {'type': 'IFAN', 'channels': 4, 'res_num': 1, 'iterations': 2}
     with pytest.raises(ValueError, match='gt_sizes 44 is not a multiple of 8'):
         build_model(opt)

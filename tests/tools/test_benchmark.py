@@ -1,19 +1,14 @@
 """scripts/benchmark.py runs at a tiny size: one row per case, each from its own process, JSON and plot written."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import dmtnet_arch  # noqa: F401  (registers the peers)
 from dmtnet_arch.tools.benchmark import networks
-
-SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'benchmark.py'
+from tests.helpers import load_script
 
 
 def test_benchmark_runs_at_a_tiny_size(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location('benchmark_script', SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('benchmark')
     argv = ['--variants', 'T', '--sizes', '40x48', '--tile', '32', '--tile-overlap', '8', '--threads', '1', '--warmup',
             '0', '--conv-reference', '--json', tmp_path / 'r.json', '--plot', tmp_path / 'latency.png']  # fmt: skip
     assert script.main([str(a) for a in argv]) == 0

@@ -1,7 +1,6 @@
 """scripts/inference.py: every input layout, bit depths and names kept, bad pairs skipped, OOM fallback, alpha CSV."""
 
 import csv
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from dmtnet_arch.data.data_util import split_view_name
 from dmtnet_arch.tools.inference import Deblurrer, input_channels, is_out_of_memory
 from dmtnet_arch.utils.img_util import read_image, write_image
 from dmtnet_arch.utils.tile_util import tiled_forward
+from tests.helpers import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'inference.py'
 # Tiny DMTNet-S: one DMSSRM, so the scale weights exist, at a fraction of the cost.
 NETWORK = {'type': 'DMTNet', 'variant': 'S', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'num_rbm': 1,
            'num_rm': 1}  # fmt: skip
@@ -41,15 +40,8 @@ class SingleImageNet(nn.Module):
         return x * self.gain
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location('inference_script', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run(argv) -> int:
-    return load_script().main([str(a) for a in argv] + ['--quiet', '--device', 'cpu'])
+    return load_script('inference').main([str(a) for a in argv] + ['--quiet', '--device', 'cpu'])
 
 
 def random_rgb(seed: int, bits: int = 16, height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:

@@ -20,8 +20,8 @@ from dmtnet_arch.tools.complexity import count_macs
 from dmtnet_arch.tools.leaderboard import PUBLISHED_TABLE1
 from dmtnet_arch.tools.short_training import matching_test_options, write_options
 from dmtnet_arch.utils.options import read_option_file as read_options
+from tests.helpers import REPO, eval_options, make_data, write_yaml
 
-REPO = Path(__file__).resolve().parents[2]
 # the DMTNet rows use a tiny DMTNet so that the test stays fast; peers run as their shipped test options define them
 TINY_DMTNET = {'type': 'DMTNet', 'variant': 'T', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'embed_dim': 24}
 
@@ -217,3 +217,39 @@ def test_short_training_keeps_the_model_and_replaces_data_and_budget(tmp_path):
     assert tested['val']['metrics'] == read_options(REPO / 'options' / 'test_DMTNet_B.yml')['val']['metrics']
     assert 'category_file' not in tested['datasets']['test']
     assert tested['datasets']['test']['dataroot_gt'] == str(tmp_path / 'test' / 'target')
+
+
+def test_leaderboard_keeps_two_option_files_of_one_network_and_name_apart(tmp_path, checkpoint):
+    from dmtnet_arch.tools.leaderboard import run_leaderboard
+
+    data = make_data(tmp_path / 'data', 2)
+    files = []
+    for folder, weights in (('a', checkpoint), ('b', None)):
+        opt = eval_options('same_name', data, weights)
+        opt['path']['allow_random_weights'] = weights is None
+        (tmp_path / folder).mkdir()
+        files.append(write_yaml(tmp_path / folder / 'test.yml', opt))
+    broken = eval_options('broken', data, checkpoint)
+    broken['datasets']['test_1']['dataroot_gt'] = str(tmp_path / 'no_such_folder')
+    files.append(write_yaml(tmp_path / 'broken.yml', broken))
+    table = run_leaderboard(files, tmp_path / 'out')
+    assert [row['model'] for row in table] == [f'DMTNet-T ({files[0]})', f'DMTNet-T ({files[1]})', 'broken']
+    assert table[0]['weights'] == str(checkpoint) and table[1]['weights'].startswith('untrained')
+    assert table[0]['combined PSNR'] != table[1]['combined PSNR'].removesuffix(' (untrained)')
+    for folder in ('01_test', '02_test'):  # each row's per-image results kept, none archived
+        assert (tmp_path / 'out/runs' / folder / 'results/same_name/metrics_tiny_test.csv').is_file()
+    assert not list((tmp_path / 'out/runs').rglob('*_archived_*'))
+    assert table[2]['weights'].startswith('failed: ') and 'no_such_folder' in table[2]['weights']
+
+
+@pytest.mark.parametrize(
+    ('stderr', 'reason'),
+    [('Traceback (most recent call last):\n  File "x.py"\nValueError: x.png: bad\nTesting:  50%|#####     | 1/2\r',
+      'ValueError: x.png: bad'),
+     ('EvaluationError: Evaluating tiny failed\n\rTesting: 100%|##########| 2/2\r\n',
+      'EvaluationError: Evaluating tiny failed')],
+)  # fmt: skip
+def test_a_failed_leaderboard_row_shows_the_exception_not_a_progress_bar(stderr, reason):
+    from dmtnet_arch.tools.leaderboard import failure_reason
+
+    assert failure_reason(stderr) == reason

@@ -1,8 +1,5 @@
 """scripts/export_onnx.py: onnxruntime gives PyTorch's output within 1e-4, at odd sizes, dynamic and fixed."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 from basicsr.archs import build_network
@@ -10,9 +7,9 @@ from basicsr.archs import build_network
 import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
 from dmtnet_arch.tools.onnx_export import export_onnx, parity_error
+from tests.helpers import load_script
 
 pytest.importorskip('onnxruntime', reason='the export extra: pip install .[export]')
-SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'export_onnx.py'
 NETWORK = {'variant': 'S', 'num_transformer_blocks': 2, 'upsampler_channels': 16, 'num_rbm': 1, 'num_rm': 1}
 
 
@@ -40,9 +37,7 @@ def test_script_exports_trained_weights_and_checks_them(tmp_path, net, capsys):
     (tmp_path / 'net.yml').write_text(
         'network_g:\n  type: DMTNet\n' + ''.join(f'  {k}: {v}\n' for k, v in NETWORK.items())
     )
-    spec = importlib.util.spec_from_file_location('export_onnx_script', SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script('export_onnx')
     argv = ['-opt', tmp_path / 'net.yml', '--weights', tmp_path / 'net.pth', '--output', tmp_path / 'm.onnx']
     assert script.main([str(a) for a in argv]) == 0
     printed = capsys.readouterr().out

@@ -1,9 +1,7 @@
 """The real-data benchmark: scene discovery, the swap of the views, the gains and margins, the CSV, the command."""
 
 import csv
-import importlib.util
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +19,7 @@ from dmtnet_arch.tools.real_benchmark import (
     scores_csv,
 )
 from dmtnet_arch.utils.img_util import write_image
-
-SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'real_benchmark.py'
+from tests.helpers import load_script
 
 
 class FirstView(nn.Module):
@@ -106,9 +103,7 @@ def test_command_writes_the_csv_with_a_checkpoint_s_own_record(scenes, tmp_path_
     torch.manual_seed(0)
     net = DMTNet(variant='T', num_transformer_blocks=1, num_rbm=1, num_rm=1, upsampler_channels=16)
     torch.save({'params': net.state_dict(), RECORD_KEY: network_record(net)}, folder / 'net.pth')
-    spec = importlib.util.spec_from_file_location('real_benchmark_script', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script('real_benchmark')
     out = folder / 'net.csv'
     argv = ['--weights', str(folder / 'net.pth'), '--input', str(scenes), '--csv-dir', str(folder), '--device', 'cpu']
     table = folder / 'table.md'

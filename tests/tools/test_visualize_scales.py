@@ -1,8 +1,6 @@
 """scripts/visualize_scales.py: Figure 5 PNG for one pair, alpha CSV and plot for a test set, untrained runs."""
 
 import csv
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,18 +14,15 @@ from dmtnet_arch.data.synthetic_dp import generate_dataset
 from dmtnet_arch.tools.scale_analysis import scale_features
 from dmtnet_arch.utils.img_util import write_image
 from dmtnet_arch.utils.plot_util import feature_image
+from tests.helpers import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / 'scripts' / 'visualize_scales.py'
 NETWORK = {'type': 'DMTNet', 'variant': 'B', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'num_rbm': 1,
            'num_rm': 1}  # fmt: skip
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 def run(argv) -> int:
-    spec = importlib.util.spec_from_file_location('visualize_scales_script', SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script.main([str(a) for a in argv])
+    return load_script('visualize_scales').main([str(a) for a in argv])
 
 
 def tiny_net() -> DMTNet:

@@ -1,9 +1,7 @@
 """The built-in checkpoint: shipped in the package, loaded by name wherever a weights path is accepted."""
 
-import importlib.util
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +9,7 @@ import pytest
 from dmtnet_arch.utils.checkpoint import BUILTIN_WEIGHTS, RECORD_KEY, read_checkpoint, resolve_weights
 from dmtnet_arch.utils.img_util import read_image, write_image
 from dmtnet_arch.utils.options import check_path
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import load_script
 
 
 def test_every_built_in_checkpoint_is_small_and_says_what_it_holds():
@@ -41,9 +38,7 @@ def test_inference_runs_by_name_without_an_option_file(tmp_path, caplog):
     rng = np.random.default_rng(0)
     for view in ('inputL', 'inputR'):
         write_image(tmp_path / 'in' / view / 'scene.png', rng.integers(0, 256, (24, 40, 3)).astype(np.uint8))
-    spec = importlib.util.spec_from_file_location('inference_script', REPO / 'scripts' / 'inference.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script('inference')
     with caplog.at_level(logging.INFO, logger='dmtnet_arch.tools.inference'):
         argv = ['--weights', 'synthetic-T', '--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out')]
         assert module.main([*argv, '--device', 'cpu', '--quiet']) == 0
