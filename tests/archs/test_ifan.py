@@ -235,6 +235,7 @@ def ifan_options(options: dict) -> dict:
     return options
 
 
+@pytest.mark.slow
 def test_ifan_model_trains_and_tests_through_the_entries(tmp_path, new_name):
     data = make_data(tmp_path / 'data', 2)
     write_combined_view(data, 2)

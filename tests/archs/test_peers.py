@@ -472,6 +472,7 @@ def tiny_training(opt: dict, data: Path, iterations: int = 2) -> dict:
     return opt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('peer', list(PEERS))
 def test_peer_trains_and_tests_through_the_entries(peer, tmp_path, new_name):
     train_file, test_file, network = PEERS[peer]
@@ -507,6 +508,7 @@ def test_peer_trains_and_tests_through_the_entries(peer, tmp_path, new_name):
     assert len(list((REPO / 'results' / test_name / 'visualization' / 'tiny_test').glob('*.png'))) == 2
 
 
+@pytest.mark.slow
 def test_restormer_recipe_runs_as_written(tmp_path, new_name):
     """AdamW, L1, gradient clipping, the cyclic cosine schedule and progressive patches, as the file has them."""
     data = make_data(tmp_path / 'data', 2)
@@ -514,7 +516,5 @@ def test_restormer_recipe_runs_as_written(tmp_path, new_name):
     opt['train']['scheduler'].update(periods=[1, 1])
     opt['val']['save_img'] = False
     result = run([PYTHON, TRAIN_ENTRY, '-opt', write_yaml(tmp_path / 'recipe.yml', opt)], tmp_path, ONE_THREAD)
-    if 'Scheduler CosineAnnealingRestartCyclicLR is not implemented yet.' in result.stderr:
-        pytest.skip('the cyclic cosine schedule is not in this checkout yet (issue 7, built in parallel)')
     check_ok(result)
     assert 'Network [Restormer] is created.' in result.stderr

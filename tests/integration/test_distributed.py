@@ -121,6 +121,7 @@ def ddp_training(tmp_path_factory):
         remove_outputs(REPO, reference)
 
 
+@pytest.mark.slow
 def test_two_ranks_validate_during_training_as_one_process_does(ddp_training):
     teed = ddp_training['training'].stderr
     assert not re.search(r'^\[rank1\]:.*Validation', teed, re.M)  # only rank 0 logs
@@ -144,6 +145,7 @@ def test_two_ranks_validate_during_training_as_one_process_does(ddp_training):
     assert earlier['000']['psnr'] != rows['000']['psnr']
 
 
+@pytest.mark.slow
 def test_distributed_test_entry_writes_what_one_process_writes(ddp_training, new_name):
     name = new_name('ddp_test')
     opt = options_for_testing(name, ddp_training['val'], ddp_training['checkpoint'], ddp_training['categories'])
@@ -161,6 +163,7 @@ def test_distributed_test_entry_writes_what_one_process_writes(ddp_training, new
         assert image.read_bytes() == expected.read_bytes()
 
 
+@pytest.mark.slow
 def test_two_nodes_of_one_process_train_and_validate(tmp_path, new_name):
     name = new_name('two_nodes')
     data, val = make_data(tmp_path / 'train', 2), make_data(tmp_path / 'val', VAL_IMAGES, seed=5)
@@ -191,6 +194,7 @@ def test_two_nodes_of_one_process_train_and_validate(tmp_path, new_name):
     assert (experiment / 'models' / f'net_g_{VAL_FREQ}.pth').is_file()
 
 
+@pytest.mark.slow
 def test_bad_validation_images_stop_every_rank_naming_the_files(tmp_path, new_name):
     """In the first round, rank 0 meets an unreadable target and rank 1 views of different sizes: each rank fails
     with both files named, the other rank's too, instead of waiting for a collective timeout."""
@@ -212,6 +216,7 @@ def test_bad_validation_images_stop_every_rank_naming_the_files(tmp_path, new_na
         assert 'rank 1: ValueError: views differ in size' in errors[-1] and str(wrong_size) in errors[-1]
 
 
+@pytest.mark.slow
 def test_toolbox_train_script_resumes_on_cpu_from_another_directory_after_sigkill(tmp_path):
     stale = stale_installed_files()
     assert not stale, f'the installed plugin differs from this checkout in {stale}: run `make install` first'
@@ -300,6 +305,7 @@ def test_every_entry_leaves_the_process_group_after_a_barrier_unless_it_failed(t
             dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_toolbox_train_script_under_torchrun_exits_cleanly_on_every_rank(tmp_path):
     """BasicSR's own train.py never destroys its process group: the plugin does it at exit (this checkout's plugin,
     through PYTHONPATH, so the test needs no reinstall)."""

@@ -28,6 +28,7 @@ from tests.helpers import (
 )
 
 
+@pytest.mark.slow
 def test_misspelled_pretrain_key_stops_the_test_entry(tmp_path, new_name):
     data = make_data(tmp_path / 'data', 2)
     opt = eval_options(new_name('case1'), data, tmp_path / 'net_g.pth')
@@ -38,6 +39,7 @@ def test_misspelled_pretrain_key_stops_the_test_entry(tmp_path, new_name):
     assert not (REPO / 'results' / opt['name']).exists()
 
 
+@pytest.mark.slow
 def test_random_weights_asked_for_explicitly_run_through_the_test_entry(tmp_path, new_name):
     data = make_data(tmp_path / 'data', 2)
     opt = eval_options(new_name('random'), data, tmp_path / 'net_g.pth')
@@ -47,6 +49,7 @@ def test_random_weights_asked_for_explicitly_run_through_the_test_entry(tmp_path
     assert list((REPO / 'results' / opt['name']).glob('metrics_*_summary.csv'))
 
 
+@pytest.mark.slow
 def test_fewer_training_images_than_the_batch_stop_the_train_entry(tmp_path, new_name):
     data = make_data(tmp_path / 'data', 3)
     opt = train_options(new_name('case3'), data, total_iter=2, save_freq=2, batch=4)
@@ -78,6 +81,7 @@ def test_dpdd_views_of_other_scenes_stop_the_test_pipeline_and_prepare(tmp_path,
     assert not (tmp_path / 'out' / 'test' / 'inputL').exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(('peer', 'record'), [('Restormer', True), ('DPDNet', False)])
 def test_non_strict_load_of_another_architecture_stops_the_test_entry(tmp_path, new_name, peer, record):
     weights = peer_checkpoint(tmp_path, peer, record)

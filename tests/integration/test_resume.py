@@ -54,6 +54,7 @@ def second_run(first_run: dict, case: str, new_name) -> tuple[dict, list]:
     return opt, []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ('case', 'fragments'),
     [('other data, same name', ['--auto_resume found', 'data: dataroot_lqL', 'other_data/inputL']),
@@ -77,6 +78,7 @@ def test_resuming_another_run_is_refused_naming_the_difference(first_run, new_na
     assert not list(experiment.parent.glob(f'{experiment.name}_archived_*'))
 
 
+@pytest.mark.slow
 def test_a_resumed_run_trains_as_the_uninterrupted_one(tmp_path, new_name):
     """Random 32 x 32 crops of two 64 x 64 images and random flips, batch 1: the state at iteration 3 lies in the
     middle of epoch 1. Resumed there, the run must skip the batch of epoch 1 it trained on and draw the crops the

@@ -2,7 +2,7 @@
 
 Covers checkpoints, resuming (from another directory and after SIGKILL), CPU data-parallel runs (torchrun and
 torch.distributed.launch), an unmodified BasicSR toolbox finding the plugin, the test entry's CSV files and
-16-bit outputs, skipping non-finite steps, clear option errors and the compat
+16-bit outputs, skipping non-finite steps and clear option errors.
 
 The entries write ``experiments/<name>`` and ``results/<name>`` under the repository; every test uses a unique
 name and removes what it created.
@@ -54,11 +54,7 @@ from tests.helpers import (
 )
 
 # ---------------------------------------------------------------------------------------------------------------
-# helpers
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# 2 + 3: checkpoints, and resuming equals training straight through
+# checkpoints, and resuming equals training straight through
 
 # Iterations before resuming; one image, batch 1: one iteration per epoch, so N is a multiple of it. BasicSR resumes
 # at the start of the epoch it saved in and replays that epoch's sampler order; with a batch holding the whole
@@ -98,6 +94,7 @@ def resume_runs(tmp_path_factory):
         remove_outputs(REPO, straight)
 
 
+@pytest.mark.slow
 def test_training_writes_loadable_checkpoints_and_no_temp_files(resume_runs):
     experiment = REPO / 'experiments' / resume_runs['straight']
     network = DMTNet(**{k: v for k, v in NETWORK.items() if k != 'type'})
@@ -119,6 +116,7 @@ def test_training_writes_loadable_checkpoints_and_no_temp_files(resume_runs):
     assert max((first[k] - last[k]).abs().max().item() for k in first) > 1e-5
 
 
+@pytest.mark.slow
 def test_auto_resume_from_another_directory_equals_training_straight_through(resume_runs):
     resumed, straight = resume_runs['resumed'], resume_runs['straight']
     log = resume_runs['second'].stderr
@@ -146,9 +144,10 @@ def test_auto_resume_from_another_directory_equals_training_straight_through(res
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 4: a run killed with SIGKILL resumes from its last complete checkpoint
+# a run killed with SIGKILL resumes from its last complete checkpoint
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill(tmp_path, new_name):
     name = new_name('killed')
     data = make_data(tmp_path / 'data', 2)
@@ -167,6 +166,7 @@ def test_resume_after_sigkill(tmp_path, new_name):
     assert list((REPO / 'experiments').glob(f'{name}_archived_*')) == []
 
 
+@pytest.mark.slow
 def test_resume_with_raised_total_iter_follows_the_new_cosine_periods(tmp_path, new_name):
     """BasicSR restores the saved periods too: without the plugin's fix, iteration 3 runs at eta_min (the end of
     the saved period of 2) and iteration 4 crashes (the saved periods have run out)."""
@@ -192,7 +192,7 @@ def test_resume_with_raised_total_iter_follows_the_new_cosine_periods(tmp_path, 
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 5: data-parallel training on CPU (gloo), through BasicSR's own option parsing
+# data-parallel training on CPU (gloo), through BasicSR's own option parsing
 
 
 def worker_options(name: str) -> dict:
@@ -202,6 +202,7 @@ def worker_options(name: str) -> dict:
     return opt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('launcher', ['torchrun', 'torch.distributed.launch'])
 def test_two_cpu_ranks_end_with_identical_weights(tmp_path, launcher):
     yml = write_yaml(tmp_path / 'ddp.yml', worker_options(unique_name('ddp')))
@@ -231,6 +232,7 @@ def test_two_cpu_ranks_end_with_identical_weights(tmp_path, launcher):
     assert (ranks[0]['final'] - ranks[0]['initial']).abs().max().item() > 1e-5  # and training moved them
 
 
+@pytest.mark.slow
 def test_train_entry_under_torchrun(tmp_path, new_name):
     name = new_name('torchrun')
     data = make_data(tmp_path / 'data', 2)
@@ -257,9 +259,10 @@ def test_train_entry_under_torchrun(tmp_path, new_name):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 6: BasicSR's own, unmodified train.py and test.py find the plugin through the installed start-up hook
+# BasicSR's own, unmodified train.py and test.py find the plugin through the installed start-up hook
 
 
+@pytest.mark.slow
 def test_unmodified_basicsr_toolbox_trains_and_tests(tmp_path):
     import basicsr
 
@@ -291,9 +294,10 @@ def test_unmodified_basicsr_toolbox_trains_and_tests(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 7: the test entry: per-image CSV with categories, summary, 16-bit outputs
+# the test entry: per-image CSV with categories, summary, 16-bit outputs
 
 
+@pytest.mark.slow
 def test_test_entry_writes_metrics_with_categories_and_16bit_images(tmp_path, new_name):
     height, width = 40, 56  # not a multiple of the network's size: padded and cropped back
     data = make_data(tmp_path / 'data', 4, height, width, seed=3)
@@ -341,7 +345,7 @@ def test_test_entry_writes_metrics_with_categories_and_16bit_images(tmp_path, ne
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 8: non-finite losses are skipped, then stop training with a clear message
+# non-finite losses are skipped, then stop training with a clear message
 
 
 class ListHandler(logging.Handler):
@@ -414,9 +418,10 @@ def test_nonfinite_loss_skips_steps_then_stops(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 9: wrong options give errors that say what is wrong
+# wrong options give errors that say what is wrong
 
 
+@pytest.mark.slow
 def test_missing_data_folder_is_named(tmp_path, new_name):
     data = make_data(tmp_path / 'data', 2)
     shutil.rmtree(data / 'inputL')
@@ -428,6 +433,7 @@ def test_missing_data_folder_is_named(tmp_path, new_name):
     assert 'not found' in error
 
 
+@pytest.mark.slow
 def test_unknown_variant_lists_the_variants(tmp_path, new_name):
     data = make_data(tmp_path / 'data', 2)
     opt = train_options(new_name('bad_variant'), data, total_iter=2, save_freq=2)
@@ -437,7 +443,3 @@ def test_unknown_variant_lists_the_variants(tmp_path, new_name):
     error = last_line(result.stderr)
     assert "Unknown DMTNet variant 'XL'" in error, result.stderr[-3000:]
     assert 'T, S, B, L, H' in error
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# 10: compat helpers

@@ -179,6 +179,7 @@ def test_progressive_patches_smaller_than_the_network_takes_are_refused():
         build_model(progressive_model_options(progressive_set(gt_sizes=[16, 48, 64]), scheduler_opt))
 
 
+@pytest.mark.slow
 def test_resumed_training_continues_in_the_right_stage(tmp_path, new_name):
     """Through the training entry: 3 iterations, then --auto_resume to 6; iteration 4 is in stage 1."""
     name = new_name('progressive')

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
 
 import dmtnet_arch  # noqa: F401
 from tests.helpers import REPO
@@ -21,6 +22,7 @@ def assert_png(path: Path):
     assert image is not None and image.ndim == 3 and min(image.shape[:2]) > 100, path
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_and_prints_the_table():
     """A few iterations only: this shows the pipeline works, not the gain of a full run (README)."""
     command = [sys.executable, str(REPO / 'scripts' / 'demo.py'), '--iterations', '4', '--train-count', '4',

@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
+
 import dmtnet_arch  # noqa: F401  (registers the peers)
 from dmtnet_arch.tools.benchmark import networks
 from tests.helpers import load_script
 
 
+@pytest.mark.slow
 def test_benchmark_runs_at_a_tiny_size(tmp_path, capsys):
     script = load_script('benchmark')
     argv = ['--variants', 'T', '--sizes', '40x48', '--tile', '32', '--tile-overlap', '8', '--threads', '1', '--warmup',

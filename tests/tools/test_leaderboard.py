@@ -88,6 +88,7 @@ def board(tmp_path_factory):
     return {'out': out, 'rows': rows, 'data': data, 'weights': weights, 'shipped': shipped, 'files': files}
 
 
+@pytest.mark.slow
 def test_every_plugin_network_has_a_row_then_the_published_rows(board):
     assert set(plugin_archs()) <= set(board['shipped']), 'a registered network has no options/test_*.yml'
     rows = board['rows']
@@ -104,6 +105,7 @@ def test_every_plugin_network_has_a_row_then_the_published_rows(board):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_trained_row_equals_the_metrics_computed_directly(board):
     row = board['rows'][0]
     assert row['weights'] == str(board['weights'])
@@ -127,6 +129,7 @@ def test_trained_row_equals_the_metrics_computed_directly(board):
     assert float(row['latency @48x40 (ms)']) > 0 and float(row['peak memory @48x40 (MiB)']) > 0
 
 
+@pytest.mark.slow
 def test_untrained_rows_keep_complexity_and_speed_and_say_untrained(board):
     measured = [row for row in board['rows'] if row['source'].startswith('measured')]
     for row in measured[1:-1]:
@@ -138,12 +141,14 @@ def test_untrained_rows_keep_complexity_and_speed_and_say_untrained(board):
         assert float(row['latency (ms/image)']) > 0
 
 
+@pytest.mark.slow
 def test_a_broken_option_file_is_a_failed_row_and_loses_no_other(board):
     broken = [row for row in board['rows'] if row['model'] == 'broken_data']
     assert len(broken) == 1 and broken[0]['weights'].startswith('failed: ')
     assert 'no_such_folder' in broken[0]['weights']
 
 
+@pytest.mark.slow
 def test_markdown_header_lpips_and_figure(board):
     text = (board['out'] / 'leaderboard.md').read_text()
     assert 'Machine: CPU only' in text or 'CUDA' in text
@@ -219,6 +224,7 @@ def test_short_training_keeps_the_model_and_replaces_data_and_budget(tmp_path):
     assert tested['datasets']['test']['dataroot_gt'] == str(tmp_path / 'test' / 'target')
 
 
+@pytest.mark.slow
 def test_leaderboard_keeps_two_option_files_of_one_network_and_name_apart(tmp_path, checkpoint):
     from dmtnet_arch.tools.leaderboard import run_leaderboard
 
