@@ -242,10 +242,11 @@ def stale_installed_files() -> list[str]:
     installed = Path(sysconfig.get_paths()['purelib'])
     names = [str(p.relative_to(REPO)) for p in (REPO / 'dmtnet_arch').rglob('*.py')]
     names += ['dmtnet_arch_startup.py', 'dmtnet_arch.pth']
-    return [
-        name for name in names
-        if not (installed / name).is_file() or not filecmp.cmp(REPO / name, installed / name, shallow=False)
-    ]  # fmt: skip
+
+    def differs(name: str) -> bool:
+        return not (installed / name).is_file() or not filecmp.cmp(REPO / name, installed / name, shallow=False)
+
+    return [name for name in names if differs(name)]
 
 
 def last_line(text: str) -> str:
@@ -313,8 +314,10 @@ def snapshot(folder: Path) -> dict:
 
 
 def peer_checkpoint(folder: Path, peer: str, record: bool) -> Path:
-    net = {'Restormer': lambda: Restormer(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 1, 1, 1)),
-           'DPDNet': lambda: DPDNet(base_channels=4)}[peer]()  # fmt: skip
+    net = {
+        'Restormer': lambda: Restormer(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 1, 1, 1)),
+        'DPDNet': lambda: DPDNet(base_channels=4),
+    }[peer]()
     path = folder / f'{peer}.pth'
     saved = {'params': net.state_dict(), RECORD_KEY: network_record(net)} if record else net.state_dict()
     torch.save(saved, path)

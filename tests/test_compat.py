@@ -73,8 +73,10 @@ def test_resume_follows_the_yaml_schedule_when_total_iter_grows():
     state = {'optimizers': [old_optimizer.state_dict()], 'schedulers': [old_scheduler.state_dict()]}
 
     optimizer, scheduler = optimizer_and_scheduler([20])
-    model = types.SimpleNamespace(optimizers=[optimizer], schedulers=[scheduler],
-                                  opt={'train': {'scheduler': {'periods': [20], 'restart_weights': [1]}}})  # fmt: skip
+    yaml_schedule = {'periods': [20], 'restart_weights': [1]}
+    model = types.SimpleNamespace(
+        optimizers=[optimizer], schedulers=[scheduler], opt={'train': {'scheduler': yaml_schedule}}
+    )
     BaseModel.resume_training(model, state)
     assert scheduler.last_epoch == 10
     optimizer.step()

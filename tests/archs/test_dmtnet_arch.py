@@ -63,8 +63,19 @@ def test_variant_sets_number_of_dmssrms(variant):
 
 
 def test_structural_numbers_can_be_given_explicitly():
-    net = DMTNet(variant='T', embed_dim=48, num_heads=2, window_size=4, num_transformer_blocks=3, num_dmssrm=1,
-                 num_scales=2, rgm_channels=16, num_rbm=2, num_rm=3, mlp_ratio=2.0)  # fmt: skip
+    net = DMTNet(
+        variant='T',
+        embed_dim=48,
+        num_heads=2,
+        window_size=4,
+        num_transformer_blocks=3,
+        num_dmssrm=1,
+        num_scales=2,
+        rgm_channels=16,
+        num_rbm=2,
+        num_rm=3,
+        mlp_ratio=2.0,
+    )
     assert net.feature_extraction.patch_partition.proj.out_channels == 48
     assert len(net.feature_extraction.blocks) == 3
     assert net.feature_extraction.blocks[0].window_size == 4

@@ -422,7 +422,7 @@ def test_crops_larger_than_the_images_are_refused(tmp_path):
         with pytest.raises(
             ValueError, match=rf'target/000.png: image is 48x32, smaller than the training crop gt_size {gt_size}'
         ):
-            dataset[0]  # fmt: skip
+            dataset[0]
 
 
 @pytest.mark.parametrize('layout', ['view folders', 'dpdd'])
@@ -430,8 +430,10 @@ def test_home_is_expanded_in_every_dataset_path(tmp_path, monkeypatch, layout):
     monkeypatch.setenv('HOME', str(tmp_path))
     if layout == 'view folders':
         make_data(tmp_path / 'data', 1)
-        roots = {key: f'~/data/{folder}' for key, folder in
-                 (('dataroot_lqL', 'inputL'), ('dataroot_lqR', 'inputR'), ('dataroot_gt', 'target'))}  # fmt: skip
+        roots = {
+            key: f'~/data/{folder}'
+            for key, folder in (('dataroot_lqL', 'inputL'), ('dataroot_lqR', 'inputR'), ('dataroot_gt', 'target'))
+        }
     else:
         for seed, (folder, name) in enumerate(
             (('test_l/source', 's_L'), ('test_r/source', 's_R'), ('test_c/target', 's'))

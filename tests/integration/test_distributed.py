@@ -312,8 +312,8 @@ def test_toolbox_train_script_under_torchrun_exits_cleanly_on_every_rank(tmp_pat
     toolbox = tmp_path / 'toolbox'
     (toolbox / 'basicsr').mkdir(parents=True)
     script = shutil.copy(Path(basicsr.__file__).parent / 'train.py', toolbox / 'basicsr' / 'train.py')
-    yml = write_yaml(tmp_path / 'dist.yml', train_options(unique_name('toolbox_ddp'), make_data(tmp_path / 'data', 2),
-                                                          total_iter=2, save_freq=2, batch=1))  # fmt: skip
+    opt = train_options(unique_name('toolbox_ddp'), make_data(tmp_path / 'data', 2), total_iter=2, save_freq=2, batch=1)
+    yml = write_yaml(tmp_path / 'dist.yml', opt)
     cmd = [*torchrun(), '--nproc_per_node=2', f'--master_port={free_port()}', *TEE, script, '-opt', yml]
     result = run([*cmd, '--launcher', 'pytorch'], toolbox, {'PYTHONPATH': str(REPO)})
     check_ok(result)

@@ -316,9 +316,8 @@ def test_test_entry_writes_metrics_with_categories_and_16bit_images(tmp_path, ne
     results = REPO / 'results' / name
     header, rows = read_csv(results / 'metrics_tiny_test.csv')
     assert header == ['image', 'category', 'psnr', 'ssim', 'mae']
-    assert [(row['image'], row['category']) for row in rows] == [
-        ('000', 'indoor'), ('001', 'indoor'), ('002', 'outdoor'), ('003', 'outdoor'),
-    ]  # fmt: skip
+    expected = [('000', 'indoor'), ('001', 'indoor'), ('002', 'outdoor'), ('003', 'outdoor')]
+    assert [(row['image'], row['category']) for row in rows] == expected
 
     summary_header, summary = read_csv(results / 'metrics_tiny_test_summary.csv')
     assert summary_header == ['group', 'images', 'psnr (16bit)', 'ssim (16bit)', 'mae (16bit)']

@@ -155,8 +155,12 @@ def progressive_model_options(train_set: dict, scheduler_opt: dict, total_iter: 
 
 def test_model_trains_with_the_stage_sizes_and_the_cyclic_rate_of_each_iteration():
     periods, weights, eta_mins = [2, 4], [1, 1], [BASE_LR, 1e-6]
-    scheduler_opt = {'type': 'CosineAnnealingRestartCyclicLR', 'periods': periods, 'restart_weights': weights,
-                     'eta_mins': eta_mins}  # fmt: skip
+    scheduler_opt = {
+        'type': 'CosineAnnealingRestartCyclicLR',
+        'periods': periods,
+        'restart_weights': weights,
+        'eta_mins': eta_mins,
+    }
     model = build_model(progressive_model_options(progressive_set(), scheduler_opt))
     assert isinstance(model.schedulers[0], CosineAnnealingRestartCyclicLR)
     seen = []
@@ -188,8 +192,12 @@ def test_resumed_training_continues_in_the_right_stage(tmp_path, new_name):
     def options(total_iter):
         opt = train_options(name, data, total_iter=total_iter, save_freq=3, batch=4)
         opt['datasets']['train'].update(progressive_set())
-        opt['train']['scheduler'] = {'type': 'CosineAnnealingRestartCyclicLR', 'periods': [2, 4],
-                                     'restart_weights': [1, 1], 'eta_mins': [1e-3, 1e-6]}  # fmt: skip
+        opt['train']['scheduler'] = {
+            'type': 'CosineAnnealingRestartCyclicLR',
+            'periods': [2, 4],
+            'restart_weights': [1, 1],
+            'eta_mins': [1e-3, 1e-6],
+        }
         return write_yaml(tmp_path / f'progressive{total_iter}.yml', opt)
 
     first = run([PYTHON, TRAIN_ENTRY, '-opt', options(3)], tmp_path)
@@ -202,8 +210,9 @@ def test_resumed_training_continues_in_the_right_stage(tmp_path, new_name):
     assert re.search(r'Resuming training from epoch: \d+, iter: 3\.', second.stderr)
     stages = re.findall(r'iteration (\d+) is in stage (\d+)', second.stderr)
     assert stages == [('4', '1'), ('5', '2')]
-    state = torch.load(REPO / 'experiments' / name / 'training_states' / '6.state', map_location='cpu',
-                       weights_only=False)  # fmt: skip
+    state = torch.load(
+        REPO / 'experiments' / name / 'training_states' / '6.state', map_location='cpu', weights_only=False
+    )
     lr = state['optimizers'][0]['param_groups'][0]['lr']  # iteration 6: position 5, 3 into the second period
     assert lr == pytest.approx(cyclic_lr(5, [2, 4], [1, 1], [1e-3, 1e-6], base_lr=1e-3))
 

@@ -25,8 +25,8 @@ def assert_png(path: Path):
 @pytest.mark.slow
 def test_demo_runs_end_to_end_and_prints_the_table():
     """A few iterations only: this shows the pipeline works, not the gain of a full run (README)."""
-    command = [sys.executable, str(REPO / 'scripts' / 'demo.py'), '--iterations', '4', '--train-count', '4',
-               '--val-count', '2', '--test-count', '2', '--size', '64']  # fmt: skip
+    tiny = '--iterations 4 --train-count 4 --val-count 2 --test-count 2 --size 64'.split()
+    command = [sys.executable, str(REPO / 'scripts' / 'demo.py'), *tiny]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()

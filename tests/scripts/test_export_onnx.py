@@ -8,6 +8,7 @@ import dmtnet_arch  # noqa: F401  (registers the plugin)
 from tests.helpers import load_script
 
 
+# one case a line, aligned by hand: clearer than the formatter's layout
 @pytest.mark.parametrize(
     ('flags', 'message'),
     [(['--height', '0', '--width', '64'], '--height must be a positive number of pixels, got 0'),

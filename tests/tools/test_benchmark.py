@@ -12,13 +12,11 @@ from tests.helpers import load_script
 @pytest.mark.slow
 def test_benchmark_runs_at_a_tiny_size(tmp_path, capsys):
     script = load_script('benchmark')
-    argv = ['--variants', 'T', '--sizes', '40x48', '--tile', '32', '--tile-overlap', '8', '--threads', '1', '--warmup',
-            '0', '--conv-reference', '--json', tmp_path / 'r.json', '--plot', tmp_path / 'latency.png']  # fmt: skip
+    tiny = '--variants T --sizes 40x48 --tile 32 --tile-overlap 8 --threads 1 --warmup 0 --conv-reference'.split()
+    argv = [*tiny, '--json', tmp_path / 'r.json', '--plot', tmp_path / 'latency.png']
     assert script.main([str(a) for a in argv]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| DMTNet-T')]
-    assert [row.split(' | ')[1:3] for row in rows] == [
-        ['48x40', 'whole image'], ['48x40', 'tiles 32/8']
-    ]  # fmt: skip
+    assert [row.split(' | ')[1:3] for row in rows] == [['48x40', 'whole image'], ['48x40', 'tiles 32/8']]
     results = json.loads((tmp_path / 'r.json').read_text())
     assert len(results) == 2 and all(r['threads'] == 1 for r in results)
     assert all(r['seconds'] > 0 and r['peak_gib'] >= r['before_gib'] > 0 for r in results)
@@ -37,8 +35,14 @@ def test_training_speed_path_runs_on_cpu(monkeypatch):
     original_step = torch.optim.Adam.step
     monkeypatch.setattr(torch.optim.Adam, 'step', lambda self, *a, **k: steps.append(1) or original_step(self, *a, **k))
 
-    network = {'type': 'DMTNet', 'variant': 'S', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'num_rbm': 1,
-               'num_rm': 1}  # fmt: skip
+    network = {
+        'type': 'DMTNet',
+        'variant': 'S',
+        'num_transformer_blocks': 1,
+        'upsampler_channels': 16,
+        'num_rbm': 1,
+        'num_rm': 1,
+    }
     assert training_iterations_per_second(network, 'cpu', size=32, batch=2, iters=2, amp='bf16') > 0
     assert len(steps) == 3
 

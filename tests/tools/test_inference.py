@@ -21,8 +21,14 @@ from dmtnet_arch.utils.tile_util import tiled_forward
 from tests.helpers import load_script
 
 # Tiny DMTNet-S: one DMSSRM, so the scale weights exist, at a fraction of the cost.
-NETWORK = {'type': 'DMTNet', 'variant': 'S', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'num_rbm': 1,
-           'num_rm': 1}  # fmt: skip
+NETWORK = {
+    'type': 'DMTNet',
+    'variant': 'S',
+    'num_transformer_blocks': 1,
+    'upsampler_channels': 16,
+    'num_rbm': 1,
+    'num_rm': 1,
+}
 HEIGHT, WIDTH = 24, 40
 
 
@@ -148,6 +154,7 @@ def test_view_names():
 # Bit depths, formats, names
 
 
+# one case a line, aligned by hand: clearer than the formatter's layout
 @pytest.mark.parametrize(('bits', 'suffix', 'force', 'out_name', 'out_dtype'), [
     (8, '.png', None, 'a.png', np.uint8),
     (16, '.png', None, 'a.png', np.uint16),
@@ -196,8 +203,13 @@ def test_bad_pairs_are_reported_and_skipped(tmp_path, weights, capsys):
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['good1.png', 'good2.png']
     failures = capsys.readouterr().err
     assert '4 failed' in failures
-    expected = ['size_L.png is 40x24, ', 'size_R.png is 41x24', 'depth_R.png is 16-bit', 'broken_L.png: cannot be '
-                'decoded', "alone_L.png: no right view of scene 'alone'"]  # fmt: skip
+    expected = [
+        'size_L.png is 40x24, ',
+        'size_R.png is 41x24',
+        'depth_R.png is 16-bit',
+        'broken_L.png: cannot be decoded',
+        "alone_L.png: no right view of scene 'alone'",
+    ]
     for text in expected:
         assert text in failures
 
@@ -330,6 +342,7 @@ class RaisesWhenLarge(nn.Module):
         return self.mix(x)
 
 
+# one case a line, aligned by hand: clearer than the formatter's layout
 @pytest.mark.parametrize('error', [
     torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 20.00 GiB'),
     RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: you tried to "

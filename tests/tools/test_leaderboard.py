@@ -62,8 +62,11 @@ def board(tmp_path_factory):
         option_file('tiny_trained', shipped['DMTNet'], TINY_DMTNET, weights),
         option_file('tiny_untrained', shipped['DMTNet'], TINY_DMTNET, tmp / 'missing.pth'),
     ]
-    files += [option_file(f'peer_{arch}', opt, opt['network_g'], tmp / 'missing.pth')
-              for arch, opt in shipped.items() if arch != 'DMTNet']  # fmt: skip
+    files += [
+        option_file(f'peer_{arch}', opt, opt['network_g'], tmp / 'missing.pth')
+        for arch, opt in shipped.items()
+        if arch != 'DMTNet'
+    ]
     broken = read_options(files[0])
     broken['name'] = 'broken_data'
     broken['datasets']['test']['dataroot_gt'] = str(tmp / 'no_such_folder')
@@ -100,9 +103,8 @@ def test_every_plugin_network_has_a_row_then_the_published_rows(board):
     assert [row['model'] for row in published] == [entry[0] for entry in PUBLISHED_TABLE1]
     assert all(row['source'] == 'published (DMTNet paper, Table 1)' for row in published)
     restormer = next(row for row in published if row['model'] == 'Restormer')
-    assert (restormer['combined PSNR'], restormer['params (M)'], restormer['GMACs @1680x1120']) == (
-        '26.66', '26.13', '4059.08',
-    )  # fmt: skip
+    table1 = '26.66', '26.13', '4059.08'  # PSNR, params (M), GMACs
+    assert (restormer['combined PSNR'], restormer['params (M)'], restormer['GMACs @1680x1120']) == table1
 
 
 @pytest.mark.slow
@@ -113,8 +115,10 @@ def test_trained_row_equals_the_metrics_computed_directly(board):
     net.load_state_dict(torch.load(board['weights'], weights_only=True)['params'])
     psnrs = []
     for name in ('000000', '000001'):
-        views = [cv2.imread(str(board['data'] / v / f'{name}.png'), cv2.IMREAD_UNCHANGED)[..., ::-1] / 65535.0
-                 for v in ('inputL', 'inputR', 'target')]  # fmt: skip
+        views = [
+            cv2.imread(str(board['data'] / v / f'{name}.png'), cv2.IMREAD_UNCHANGED)[..., ::-1] / 65535.0
+            for v in ('inputL', 'inputR', 'target')
+        ]
         lq = torch.from_numpy(np.concatenate(views[:2], axis=2).transpose(2, 0, 1).copy()).float()[None]
         with torch.no_grad():
             psnrs.append(calculate_dp_psnr(net(lq)[0].clamp(0, 1), views[2]))  # as the model clamps it
@@ -216,8 +220,9 @@ def test_short_training_keeps_the_model_and_replaces_data_and_budget(tmp_path):
     assert not {'mini_batch_sizes', 'iters', 'gt_sizes', 'dataroot_dpdd'} & set(train_set)
     assert train_set['dataroot_lqC'] == str(tmp_path / 'data' / 'inputC')
     assert opt['logger']['save_checkpoint_freq'] == 1  # the newest network is kept when the clock stops training
-    tested = matching_test_options(read_options(REPO / 'options' / 'test_DMTNet_B.yml'), opt, 'short_B_test',
-                                   tmp_path / 'test', tmp_path / 'w.pth')  # fmt: skip
+    tested = matching_test_options(
+        read_options(REPO / 'options' / 'test_DMTNet_B.yml'), opt, 'short_B_test', tmp_path / 'test', tmp_path / 'w.pth'
+    )
     assert tested['network_g'] == opt['network_g'] and tested['path']['pretrain_network_g'] == str(tmp_path / 'w.pth')
     assert tested['val']['metrics'] == read_options(REPO / 'options' / 'test_DMTNet_B.yml')['val']['metrics']
     assert 'category_file' not in tested['datasets']['test']
@@ -248,6 +253,7 @@ def test_leaderboard_keeps_two_option_files_of_one_network_and_name_apart(tmp_pa
     assert table[2]['weights'].startswith('failed: ') and 'no_such_folder' in table[2]['weights']
 
 
+# one case a line, aligned by hand: clearer than the formatter's layout
 @pytest.mark.parametrize(
     ('stderr', 'reason'),
     [('Traceback (most recent call last):\n  File "x.py"\nValueError: x.png: bad\nTesting:  50%|#####     | 1/2\r',

@@ -16,8 +16,14 @@ from dmtnet_arch.utils.img_util import write_image
 from dmtnet_arch.utils.plot_util import feature_image
 from tests.helpers import load_script
 
-NETWORK = {'type': 'DMTNet', 'variant': 'B', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'num_rbm': 1,
-           'num_rm': 1}  # fmt: skip
+NETWORK = {
+    'type': 'DMTNet',
+    'variant': 'B',
+    'num_transformer_blocks': 1,
+    'upsampler_channels': 16,
+    'num_rbm': 1,
+    'num_rm': 1,
+}
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
@@ -90,8 +96,14 @@ def test_alpha_against_defocus_over_a_synthetic_test_set(tmp_path, options):
     argv = ['-opt', options, '--weights', tmp_path / 'net.pth', '--input', tmp_path / 'val', '--output', tmp_path / 'o']
     assert run(argv) == 0
     rows = list(csv.DictReader((tmp_path / 'o/alpha.csv').open()))
-    assert len(rows) == 3 * 2 and rows[0].keys() == {'image', 'mean_abs_defocus_px', 'dmssrm', 'alpha_1', 'alpha_2',
-                                                    'alpha_3'}  # fmt: skip
+    assert len(rows) == 3 * 2 and rows[0].keys() == {
+        'image',
+        'mean_abs_defocus_px',
+        'dmssrm',
+        'alpha_1',
+        'alpha_2',
+        'alpha_3',
+    }
     first_defocus = np.abs(np.load(tmp_path / 'val/defocus/000000.npy')).mean()
     assert float(rows[0]['mean_abs_defocus_px']) == pytest.approx(first_defocus, abs=1e-4)
     assert all(sum(float(r[f'alpha_{j}']) for j in (1, 2, 3)) == pytest.approx(1, abs=1e-5) for r in rows)

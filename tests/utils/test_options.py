@@ -146,6 +146,7 @@ def test_ema_decay_must_be_in_zero_to_one(decay):
     refused(opt, f'train: ema_decay must be at least 0 and below 1, got {decay}')
 
 
+# one case a line, aligned by hand: clearer than the formatter's layout
 @pytest.mark.parametrize(
     ('scheduler', 'fragments'),
     [
