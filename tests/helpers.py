@@ -43,8 +43,8 @@ PYTHON = sys.executable
 TIMEOUT = 240
 SIZE = 32  # one window of the T variant's feature grid: the whole image is one crop
 NETWORK = {'type': 'DMTNet', 'variant': 'T', 'num_transformer_blocks': 1, 'upsampler_channels': 16, 'embed_dim': 24}
-# with one DMSSRM (multi-scale reconstruction, dynamic selection): every parameter must get a gradient under DDP
 TINY = {key: value for key, value in NETWORK.items() if key != 'type'}  # DMTNet(**TINY)
+# with one DMSSRM (multi-scale reconstruction, dynamic selection): every parameter must get a gradient under DDP
 NETWORK_S = {**NETWORK, 'variant': 'S', 'num_rbm': 1, 'num_rm': 1, 'rgm_channels': 16}
 
 
@@ -299,6 +299,7 @@ def training_model_options(network: dict, train: dict, datasets: dict | None = N
 
 
 def random_rgb(seed: int, height: int = 16, width: int = 24) -> np.ndarray:
+    """A random 16-bit RGB image."""
     return np.random.default_rng(seed).integers(0, 65536, (height, width, 3)).astype(np.uint16)
 
 
@@ -310,10 +311,12 @@ def full_disk_link(folder: Path) -> Path:
 
 
 def snapshot(folder: Path) -> dict:
+    """Every file under ``folder`` with its bytes, to show that nothing changed."""
     return {p: p.read_bytes() for p in sorted(folder.rglob('*')) if p.is_file()}
 
 
 def peer_checkpoint(folder: Path, peer: str, record: bool) -> Path:
+    """A tiny Restormer or DPDNet checkpoint, with the plugin's record of what built it or as a bare state dict."""
     net = {
         'Restormer': lambda: Restormer(dim=8, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1, heads=(1, 1, 1, 1)),
         'DPDNet': lambda: DPDNet(base_channels=4),
@@ -325,6 +328,7 @@ def peer_checkpoint(folder: Path, peer: str, record: bool) -> Path:
 
 
 def make_dpdd(root: Path, stems: list, size: int = 24, split: str = 'test') -> Path:
+    """The DPDD layout (``<split>_c/_l/_r``) with one scene per stem, its views named ``<stem>_L.png`` and so on."""
     rng = np.random.default_rng(1)
     for index, stem in enumerate(stems):
         image = rng.integers(0, 65536, (size, size, 3), dtype=np.uint16)
@@ -336,6 +340,7 @@ def make_dpdd(root: Path, stems: list, size: int = 24, split: str = 'test') -> P
 
 
 def lose_one_left_view_and_add_another(root: Path, split: str = 'test'):
+    """Left views of other scenes than the right ones, in the same number: pairing by position would mix scenes."""
     (root / f'{split}_l' / 'source' / 'b_L.png').unlink()
     (root / f'{split}_l' / 'source' / 'b_L.png').parent.joinpath('z_L.png').write_bytes(
         (root / f'{split}_l' / 'source' / 'a_L.png').read_bytes()
