@@ -23,12 +23,14 @@ def run_python(code: str, env_extra: dict | None = None, cwd=None) -> subprocess
     return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
 
 
+@pytest.mark.slow
 def test_plain_basicsr_import_is_broken_on_this_torchvision():
     result = run_python('import basicsr', PLAIN)
     assert result.returncode != 0
     assert 'functional_tensor' in result.stderr
 
 
+@pytest.mark.slow
 def test_compat_makes_basicsr_importable():
     result = run_python(
         'from dmtnet_arch import compat; compat.apply(); import basicsr; print(basicsr.__version__)', PLAIN
@@ -37,6 +39,7 @@ def test_compat_makes_basicsr_importable():
     assert result.stdout.strip() == '1.4.2'
 
 
+@pytest.mark.slow
 def test_shim_exposes_the_function_basicsr_needs():
     result = run_python(
         'import torch; from dmtnet_arch import compat; compat.apply();'
@@ -48,6 +51,7 @@ def test_shim_exposes_the_function_basicsr_needs():
     assert result.stdout.strip() == '(1, 2, 2)'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('first', ['import basicsr', 'from basicsr.archs import build_network'])
 def test_installed_startup_hook_registers_the_plugin_when_basicsr_comes_first(tmp_path, first):
     code = f'{first}\nfrom basicsr.utils.registry import ARCH_REGISTRY\nprint(ARCH_REGISTRY.get("DMTNet").__module__)'

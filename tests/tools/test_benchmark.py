@@ -24,6 +24,7 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path, capsys):
     assert (tmp_path / 'latency.png').read_bytes().startswith(b'\x89PNG')
 
 
+@pytest.mark.slow
 def test_training_speed_path_runs_on_cpu(monkeypatch):
     """The GPU training measurement's code path, on a CPU at a tiny size (no GPU here; the number is not checked):
     one warm-up step and ``iters`` timed steps, each an optimizer step."""
