@@ -1,4 +1,4 @@
-"""One rank of a CPU data-parallel run, started by ``tests/test_training.py`` through torchrun or
+"""One rank of a CPU data-parallel run, started by ``tests/integration/test_training.py`` through torchrun or
 ``python -m torch.distributed.launch``:
 
     torchrun --nproc_per_node=2 tests/ddp_worker.py -opt X.yml --launcher pytorch

@@ -26,6 +26,7 @@ MODEL_METHODS = (
 )
 
 
+@pytest.mark.slow  # a fresh interpreter, as the start-up hook sees it
 def test_basicsr_base_model_keeps_its_own_methods_in_a_process_the_start_up_hook_loaded_the_plugin_into():
     probe = textwrap.dedent(f"""
         import json, sys
