@@ -143,6 +143,20 @@ class Restormer(nn.Module):
     features before the output conv, and there is no global residual; without it the input is added to the output
     (``inp_channels`` must then equal ``out_channels``). Any H and W are accepted: the input is padded to a multiple
     of 8 (three 2x down-samplings) and cropped back, which leaves the DPDD size (1680 x 1120) untouched.
+
+    Args:
+        inp_channels (int): Input channels: 6, left then right view. Default: 6.
+        out_channels (int): Output channels (RGB). Default: 3.
+        dim (int): Width of level 1; level l has ``dim * 2^(l-1)``. Default: 48.
+        num_blocks (tuple[int, ...]): Transformer blocks of levels 1 to 4 (the decoder mirrors 1 to 3).
+            Default: (4, 6, 6, 8).
+        num_refinement_blocks (int): Blocks of the refinement stage after the decoder. Default: 4.
+        heads (tuple[int, ...]): Attention heads of levels 1 to 4. Default: (1, 2, 4, 8).
+        ffn_expansion_factor (float): Hidden width of the gated feed-forward network, as a multiple of the level's
+            width. Default: 2.66.
+        bias (bool): Biases in the convolutions. Default: False.
+        LayerNorm_type (str): 'WithBias' or 'BiasFree'. Default: 'WithBias'.
+        dual_pixel_task (bool): The dual-pixel head: ``skip_conv`` and no global residual. Default: True.
     """
 
     size_multiple = 2 ** (NUM_LEVELS - 1)
