@@ -107,30 +107,30 @@ class OverlapPatchEmbed(nn.Module):
         return self.proj(x)
 
 
-class Downsample(nn.Module):
+class ConvShuffle(nn.Module):
+    """A 3 x 3 conv without bias to ``out_channels``, then a pixel (un)shuffle by 2: the official ``body`` of
+    :class:`Downsample` and :class:`Upsample` (their state-dict keys are the official ones)."""
+
+    def __init__(self, channels: int, out_channels: int, shuffle: nn.Module):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, out_channels, kernel_size=3, padding=1, bias=False), shuffle)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class Downsample(ConvShuffle):
     """Halve the resolution, double the channels: 3 x 3 conv to C / 2, then pixel-unshuffle by 2."""
 
     def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels // 2, kernel_size=3, padding=1, bias=False), nn.PixelUnshuffle(2)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        super().__init__(channels, channels // 2, nn.PixelUnshuffle(2))
 
 
-class Upsample(nn.Module):
+class Upsample(ConvShuffle):
     """Double the resolution, halve the channels: 3 x 3 conv to 2C, then pixel-shuffle by 2."""
 
     def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels * 2, kernel_size=3, padding=1, bias=False), nn.PixelShuffle(2)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        super().__init__(channels, channels * 2, nn.PixelShuffle(2))
 
 
 @ARCH_REGISTRY.register()
