@@ -48,7 +48,8 @@ from dmtnet_arch.utils.checkpoint import (
     build_network_from_checkpoint,
     load_network_weights,
 )
-from dmtnet_arch.utils.options import OptionError, check_device, check_options
+from dmtnet_arch.utils.device_util import check_device
+from dmtnet_arch.utils.options import OptionError, check_options
 
 OPTIONS = sorted((REPO / 'options').glob('*.yml'))
 SCRIPTS = REPO / 'scripts'
@@ -381,7 +382,7 @@ def test_prepare_dpdd_rerun_on_another_grid_never_mixes_grids(tmp_path, monkeypa
     root = make_dpdd(tmp_path / 'DPDD', ['a', 'b'], size=32, split='train')
     out = tmp_path / 'crops'
     args = ['--input', str(root), '--layout', 'dpdd', '--out', str(out), '--crop-size', '16']
-    assert prepare.main([*args, '--stride', '8']) == {'train': 2 * 9}
+    assert prepare.prepare([*args, '--stride', '8']) == {'train': 2 * 9}
     assert len(list((out / 'train' / 'inputL').iterdir())) == 18
     written = []
 
