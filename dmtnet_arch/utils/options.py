@@ -453,7 +453,7 @@ def model_class(opt: dict):
 def uses_plugin(opt: dict) -> bool:
     """Whether an option file names a model, network, dataset or metric this plugin registers. Option files of
     other BasicSR models and plugins are left to BasicSR: installing this plugin must not change how they run."""
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY  # on use
 
     def owned(registry, name) -> bool:
         return isinstance(name, str) and name in registry and is_plugin_owned(registry.get(name))
