@@ -37,6 +37,7 @@ from dmtnet_arch.tools.inference import (  # noqa: E402
     write_alpha_csv,
 )
 from dmtnet_arch.tools.scale_analysis import BLUR_MEASURES, read_test_image, scale_features, test_set_samples  # noqa: E402
+from dmtnet_arch.utils.img_util import tensor2img  # noqa: E402
 from dmtnet_arch.utils.plot_util import alpha_against_blur, figure5  # noqa: E402
 
 log = logging.getLogger('dmtnet_arch.visualize_scales')
@@ -77,8 +78,8 @@ def one_pair(args, net, label):
     pair = read_input(samples[0], 6)
     output, stages = scale_features(net, pair.lq.to(args.device))
     left, right = pair.lq[0, :3], pair.lq[0, 3:]
-    blurred = ((left + right) / 2).permute(1, 2, 0).numpy()
-    sharp = output[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    blurred = tensor2img((left + right) / 2)
+    sharp = tensor2img(output.clamp(0, 1))
     alphas = ', '.join('(' + ', '.join(f'{a:.3f}' for a in stage.alpha) + ')' for stage in stages)
     figure5(args.output, blurred, sharp, stages, f'{pair.name}: {label}; alpha per DMSSRM {alphas}', args.features)
     print(f'wrote {args.output} ({label}): alpha per DMSSRM {alphas}')
