@@ -25,7 +25,8 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['dmtnet_arch', 'dmtnet_arch.*']),
-    package_data={'dmtnet_arch': ['weights/*.pth']},  # the built-in checkpoints (dmtnet_arch/utils/checkpoint.py)
+    # the built-in checkpoints (dmtnet_arch/utils/checkpoint.py) and the paper's Table 1 (tools/published.py)
+    package_data={'dmtnet_arch': ['weights/*.pth', 'tools/*.csv']},
     py_modules=['dmtnet_arch_startup'],
     cmdclass={'build_py': BuildWithStartupHook},
     python_requires='>=3.10',

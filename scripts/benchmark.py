@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
-import dmtnet_arch  # noqa: E402,F401
+import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.tools.benchmark import (  # noqa: E402
     TABLE_HEADER,
     Case,
@@ -27,8 +27,9 @@ from dmtnet_arch.tools.benchmark import (  # noqa: E402
     table_row,
     training_iterations_per_second,
 )
+from dmtnet_arch.utils.cli_util import parse_sizes  # noqa: E402
+from dmtnet_arch.utils.device_util import check_device  # noqa: E402
 from dmtnet_arch.utils.file_util import write_bytes_atomically  # noqa: E402
-from dmtnet_arch.utils.options import check_device  # noqa: E402
 
 PRECISIONS = {
     'fp32': {},
@@ -36,16 +37,6 @@ PRECISIONS = {
     'fp16': {'amp': 'fp16'},
     'fast': {'amp': 'bf16', 'compile': True, 'channels_last': True},
 }
-
-
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    sizes = []
-    for item in text.split(','):
-        height, _, width = item.lower().partition('x')
-        if not (height.isdigit() and width.isdigit()):
-            raise argparse.ArgumentTypeError(f'sizes are HEIGHTxWIDTH separated by commas, got {item!r}')
-        sizes.append((int(height), int(width)))
-    return sizes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,10 +70,22 @@ def cases(args) -> list[Case]:
                 for tile in [None, args.tile] if args.tile else [None]:
                     if tile and tile >= max(height, width):
                         continue  # one tile is the whole image
-                    found.append(Case(
-                        network, label, height, width, channels, tile, args.tile_overlap, args.device,
-                        warmup=args.warmup, repeats=args.repeats, threads=args.threads, **PRECISIONS[precision],
-                    ))  # fmt: skip
+                    found.append(
+                        Case(
+                            network,
+                            label,
+                            height,
+                            width,
+                            channels,
+                            tile,
+                            args.tile_overlap,
+                            args.device,
+                            warmup=args.warmup,
+                            repeats=args.repeats,
+                            threads=args.threads,
+                            **PRECISIONS[precision],
+                        )
+                    )
     return found
 
 

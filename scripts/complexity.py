@@ -5,15 +5,21 @@ Prints the table and writes it to docs/complexity.md.
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
-import dmtnet_arch  # noqa: F401
-from dmtnet_arch.archs.dmtnet_arch import DMTNet
-from dmtnet_arch.tools.complexity import PAPER_TABLE1, count_macs, count_parameters
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
-ROWS = [(f'DMTNet-{v}', {'variant': v}, v) for v in PAPER_TABLE1] + [
+import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
+from dmtnet_arch.archs.dmtnet_arch import DMTNet  # noqa: E402
+from dmtnet_arch.tools.complexity import count_macs, count_parameters  # noqa: E402
+from dmtnet_arch.tools.published import DMTNET_COMPLEXITY  # noqa: E402
+from dmtnet_arch.utils.file_util import write_bytes_atomically  # noqa: E402
+
+ROWS = [(f'DMTNet-{v}', {'variant': v}, v) for v in DMTNET_COMPLEXITY] + [
     ('DMTNet-B, CNN features (Table 2)', {'variant': 'B', 'feature_extractor': 'cnn'}, None),
     ('DMTNet-B, fixed selection (Table 2)', {'variant': 'B', 'dynamic_selection': False}, None),
 ]
@@ -30,7 +36,7 @@ def measure(height: int, width: int) -> list[list[str]]:
         net = DMTNet(**options)
         params = count_parameters(net) / 1e6
         gmacs = count_macs(net, (1, 6, height, width)) / 1e9
-        paper_params, paper_gmacs = PAPER_TABLE1.get(paper_key, (None, None))
+        paper_params, paper_gmacs = DMTNET_COMPLEXITY.get(paper_key, (None, None))
         row = [name, f'{params:.2f} M', f'{gmacs:.1f}']
         if paper_key:
             row += [f'{paper_params:.2f} M', f'{paper_gmacs:.2f}', deviation(params, paper_params)]
@@ -43,8 +49,7 @@ def measure(height: int, width: int) -> list[list[str]]:
 
 
 def markdown(rows: list[list[str]], height: int, width: int) -> str:
-    header = ['network', 'params', f'GMACs @{width}x{height}', 'paper params', 'paper GMACs', 'params dev',
-              'GMACs dev']  # fmt: skip
+    header = ['network', 'params', f'GMACs @{width}x{height}', 'paper params', 'paper GMACs', 'params dev', 'GMACs dev']
     lines = [
         '# Complexity against Table 1',
         '',
@@ -61,16 +66,21 @@ def markdown(rows: list[list[str]], height: int, width: int) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def main():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--height', type=int, default=1120)
     parser.add_argument('--width', type=int, default=1680)
-    parser.add_argument('--out', default=str(Path(__file__).resolve().parents[1] / 'docs' / 'complexity.md'))
-    args = parser.parse_args()
+    parser.add_argument('--out', default=str(ROOT / 'docs' / 'complexity.md'))
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     rows = measure(args.height, args.width)
-    Path(args.out).write_text(markdown(rows, args.height, args.width))
+    write_bytes_atomically(args.out, markdown(rows, args.height, args.width).encode())
     print(f'written to {args.out}')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

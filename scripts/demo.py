@@ -11,7 +11,6 @@
 """
 
 import argparse
-import csv
 import shlex
 import shutil
 import subprocess
@@ -19,33 +18,35 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
-from basicsr.archs import build_network  # noqa: E402
-from basicsr.losses import build_loss  # noqa: E402
-
-import dmtnet_arch  # noqa: E402,F401  (registers the plugin)
-from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset  # noqa: E402
+import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.data.synthetic_dp import generate_dataset  # noqa: E402
-from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_mae, calculate_dp_psnr, calculate_dp_ssim  # noqa: E402
+from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr  # noqa: E402
+from dmtnet_arch.models.dual_pixel_model import read_metric_files  # noqa: E402
+from dmtnet_arch.tools.benchmark import training_iterations_per_second  # noqa: E402
+from dmtnet_arch.tools.synthetic_demo import (  # noqa: E402
+    METRICS,
+    blurred_input_metrics,
+    load_split,
+    most_defocused,
+    validation_curve,
+    write_side_by_side,
+)
 from dmtnet_arch.utils.img_util import read_image, to_float  # noqa: E402
-from dmtnet_arch.utils.plot_util import Panel, metric_curve, most_defocused_window, side_by_side_figure  # noqa: E402
+from dmtnet_arch.utils.options import read_option_file  # noqa: E402
+from dmtnet_arch.utils.plot_util import metric_curve  # noqa: E402
 
 TRAIN_OPT = ROOT / 'options' / 'train_DMTNet_synthetic.yml'
 TEST_OPT = ROOT / 'options' / 'test_DMTNet_synthetic.yml'
 DATA = ROOT / 'datasets' / 'synthetic'
 SPLITS = ('train', 'val', 'test')
-METRICS = {'psnr': calculate_dp_psnr, 'ssim': calculate_dp_ssim, 'mae': calculate_dp_mae}
 VALIDATION_POINTS = 20  # points on the validation PSNR curve
-# BasicSR's loop (data loading, logging, validation) over the bare steps the probe times, on the idle 2-core CPU:
-# 0.07 s per iteration of the pipeline (issue 10) against 0.058 s per probe step (2026-11-25), batch 4, 64 x 64.
-PIPELINE_OVERHEAD = 1.2
+PIPELINE_OVERHEAD = 1.2  # BasicSR's loop (data, logging, validation) over the bare steps timed (docs/training.md)
 
 
 def make_data(args):
@@ -58,35 +59,24 @@ def make_data(args):
         generate_dataset(DATA / split, count=counts[split], size=args.size, seed=seed, progress=False)
 
 
-def seconds_per_step(train_opt: dict, steps: int = 5) -> float:
-    """Median time of a training step (forward, Charbonnier, backward, Adam) at the options' batch and crop."""
-    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    net = build_network(dict(train_opt['network_g'])).to(device)
-    loss_fn = build_loss(dict(train_opt['train']['pixel_opt'])).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+def expected_training_seconds(train_opt: dict, iterations: int) -> float:
+    """A probe of this machine now: training steps at the options' batch and crop, times the iterations."""
     dataset_opt = train_opt['datasets']['train']
-    size, batch = dataset_opt['gt_size'], dataset_opt['batch_size_per_gpu']
-    lq, gt = torch.rand(batch, 6, size, size, device=device), torch.rand(batch, 3, size, size, device=device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        loss_fn(net(lq), gt).backward()
-        optimizer.step()
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[1:]))
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    rate = training_iterations_per_second(
+        train_opt['network_g'], device, dataset_opt['gt_size'], dataset_opt['batch_size_per_gpu'], iters=4, amp=None
+    )
+    print(f'[demo] a probe of this machine now: {1 / rate:.3f} s per training step', flush=True)
+    return iterations / rate * PIPELINE_OVERHEAD
 
 
-def training_overrides(train_opt: dict, iterations: int, seed: int) -> list[str]:
+def training_overrides(iterations: int, seed: int) -> list[str]:
     """BasicSR --force_yml overrides: the schedule stretched to ``iterations``, the seed, logging frequencies."""
-    val_freq = max(iterations // VALIDATION_POINTS, 1)
     return [
         f'manual_seed={seed}',
         f'train:total_iter={iterations}',
         f'train:scheduler:periods=[{iterations}]',
-        f'val:val_freq={val_freq}',
+        f'val:val_freq={max(iterations // VALIDATION_POINTS, 1)}',
         f'logger:save_checkpoint_freq={iterations}',
         f'logger:print_freq={max(iterations // 10, 1)}',
     ]
@@ -101,104 +91,24 @@ def run_entry(entry: str, opt_path: Path, *overrides: str):
     subprocess.run(command, cwd=ROOT, check=True)
 
 
-def load_split(dataset_opt: dict) -> DualPixelDataset:
-    """A dataset of the option file's split, with paths under this repository and the combined view."""
-    dataset_opt = {**dataset_opt, 'phase': 'test'}
-    dataset_opt.update({k: str(ROOT / v) for k, v in dataset_opt.items() if k.startswith('dataroot_')})
-    return DualPixelDataset(dataset_opt)
-
-
-def blurred_input_metrics(dataset: DualPixelDataset) -> dict[str, float]:
-    """Each metric of the combined (blurred) view against the target, averaged over the images."""
-    totals = {name: [] for name in METRICS}
-    for sample in dataset:
-        for name, metric in METRICS.items():
-            totals[name].append(metric(sample['lqC'], sample['gt']))
-    return {name: float(np.mean(values)) for name, values in totals.items()}
-
-
-def network_metrics(results: Path, dataset_name: str) -> dict[str, dict[str, float]]:
-    """Per-image metrics from the CSV the test pipeline wrote, keyed by image name."""
-    with open(results / f'metrics_{dataset_name}.csv') as f:
-        return {row['image']: {name: float(row[name]) for name in METRICS} for row in csv.DictReader(f)}
-
-
-def validation_curve(tb_dir: Path, dataset_name: str) -> tuple[list[int], list[float]]:
-    """(iterations, PSNR) that BasicSR's validation logged to TensorBoard during training."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(tb_dir), size_guidance={'scalars': 0}).Reload()
-    by_iteration = {event.step: event.value for event in events.Scalars(f'metrics/{dataset_name}/psnr')}
-    iterations = sorted(by_iteration)
-    return iterations, [by_iteration[i] for i in iterations]
-
-
-def to_rgb(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.permute(1, 2, 0).numpy()
-
-
-def gradient_magnitude(rgb: np.ndarray) -> np.ndarray:
-    """Sobel gradient magnitude of the grey image: the detail that defocus blur removes."""
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
-    return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
-
-
-def write_side_by_side(test_dataset, per_image: dict, visualization: Path, suffix: str, out_dir: Path, label: str):
-    """input | DMTNet | target for every test image, zoomed where the generator's defocus map blurred most detail."""
-    paths = {}
-    for sample in test_dataset:
-        name = sample['name']
-        output = to_float(read_image(visualization / f'{name}_{suffix}.png'))
-        defocus = np.load(Path(sample['gt_path']).parents[1] / 'defocus' / f'{name}.npy')
-        size = max(defocus.shape[0] // 4, 8)
-        target = to_rgb(sample['gt'])
-        window = (*most_defocused_window(defocus, size, detail=gradient_magnitude(target)), size)
-        panels = [
-            Panel(
-                to_rgb(sample['lqC']), f'input (combined view) {calculate_dp_psnr(sample["lqC"], sample["gt"]):.2f} dB'
-            ),
-            Panel(output, f'{label} {per_image[name]["psnr"]:.2f} dB'),
-            Panel(target, 'target (all in focus)'),
-        ]
-        paths[name] = out_dir / f'{name}.png'
-        side_by_side_figure(panels, window, paths[name])
-    return paths
-
-
-def most_defocused(test_dataset: DualPixelDataset) -> str:
-    """The test image with the largest mean |defocus|: the one whose figure shows deblurring best (not chosen by
-    the result)."""
-    amounts = {
-        s.name: float(np.abs(np.load(Path(s.target).parents[1] / 'defocus' / f'{s.name}.npy')).mean())
-        for s in test_dataset.samples
-    }
-    return max(amounts, key=amounts.get)
-
-
-def shown(path) -> str:
+def display_path(path) -> str:
     """A path as the user would type it from the repository root."""
     path = Path(path)
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def inference_command(weights: Path, left: Path, right: Path, out_dir: Path) -> list[str]:
-    """The project's deblur-your-own-photos command (scripts/inference.py) with the demo's network options."""
-    return [
-        shown(sys.executable), 'scripts/inference.py', '-opt', shown(TEST_OPT), '--weights', shown(weights),
-        '--left', shown(left), '--right', shown(right), '--output', shown(out_dir),
-    ]  # fmt: skip
-
-
-def run_inference_once(test_dataset: DualPixelDataset, weights: Path, out_dir: Path, name: str):
-    """Deblur one held-out pair with the inference command, as a user would deblur their own photos."""
+def run_inference_once(test_dataset, weights: Path, out_dir: Path, name: str):
+    """Deblur one held-out pair with the inference command (scripts/inference.py), as a user would their photos."""
     sample = next(s for s in test_dataset.samples if s.name == name)
-    command = inference_command(weights, Path(sample.left), Path(sample.right), out_dir)
+    arguments = {'-opt': TEST_OPT, '--weights': weights, '--left': sample.left, '--right': sample.right}
+    command = [display_path(sys.executable), 'scripts/inference.py']
+    for flag, value in {**arguments, '--output': out_dir}.items():
+        command += [flag, display_path(value)]
     print('\nDeblur your own dual-pixel photos (left and right views, 8 or 16 bit) with the network just trained:')
     print('  ' + shlex.join(command), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
-    target = to_float(read_image(sample.target))
+    target, combined = (to_float(read_image(path)) for path in (sample.target, sample.combined))
     output = to_float(read_image(out_dir / Path(sample.left).name))  # inference keeps the input's name
-    combined = to_float(read_image(sample.combined))
     print(
         f'  ran it on held-out pair {name}: PSNR {calculate_dp_psnr(output, target):.2f} dB '
         f'(its blurred combined view: {calculate_dp_psnr(combined, target):.2f} dB)'
@@ -211,7 +121,7 @@ def print_table(blurred: dict, restored: dict, label: str):
         print(f'| {row} | {values["psnr"]:.2f} | {values["ssim"]:.4f} | {values["mae"]:.4f} |')
 
 
-def parse_args():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--iterations', type=int, help="training iterations (default: the option file's total_iter)")
     parser.add_argument('--seed', type=int, default=0, help='seed of the data and of training (default 0)')
@@ -219,67 +129,73 @@ def parse_args():
     parser.add_argument('--val-count', type=int, default=8, help='validation images (default 8)')
     parser.add_argument('--test-count', type=int, default=24, help='held-out test images (default 24)')
     parser.add_argument('--size', type=int, default=128, help='image side in pixels (default 128)')
-    args = parser.parse_args()
-    if args.iterations is not None and args.iterations < 1:
-        parser.error('--iterations must be at least 1')
-    return args
+    return parser
 
 
-def main():
-    args = parse_args()
-    start = time.time()
-    train_opt = yaml.safe_load(TRAIN_OPT.read_text())
-    test_opt = yaml.safe_load(TEST_OPT.read_text())
-    iterations = args.iterations or train_opt['train']['total_iter']
-    make_data(args)
-
-    step = seconds_per_step(train_opt)
-    expected = iterations * step * PIPELINE_OVERHEAD
-    print(
-        f'[demo] {iterations} training iterations (fixed); a probe of this machine now: {step:.3f} s per step, '
-        f'so expect about {expected / 60:.1f} minutes of training (longer when the machine is busy)',
-        flush=True,
-    )
-    name, test_name = train_opt['name'], test_opt['name']
-    for stale in (ROOT / 'experiments' / name, ROOT / 'tb_logger' / name, ROOT / 'results' / test_name):
+def train_and_test(train_opt: dict, test_opt: dict, iterations: int, seed: int) -> float:
+    """Train from scratch (stale runs of the same names removed) and test; returns the training minutes."""
+    for stale in (ROOT / 'experiments' / train_opt['name'], ROOT / 'tb_logger' / train_opt['name']):
         shutil.rmtree(stale, ignore_errors=True)
-    train_start = time.time()
-    run_entry('train', TRAIN_OPT, *training_overrides(train_opt, iterations, args.seed))
-    train_minutes = (time.time() - train_start) / 60
+    shutil.rmtree(ROOT / 'results' / test_opt['name'], ignore_errors=True)
+    start = time.time()
+    run_entry('train', TRAIN_OPT, *training_overrides(iterations, seed))
+    minutes = (time.time() - start) / 60
     run_entry('test', TEST_OPT)
+    return minutes
 
-    test_dataset = load_split(test_opt['datasets']['test'])
-    val_dataset = load_split(train_opt['datasets']['val'])
-    results = ROOT / 'results' / test_name
+
+def report(train_opt: dict, test_opt: dict, iterations: int) -> str:
+    """Print the table, write the figures and the curve; returns the showcase image's name."""
+    test_dataset = load_split(test_opt['datasets']['test'], ROOT)
+    val_dataset = load_split(train_opt['datasets']['val'], ROOT)
+    results, dataset_name = ROOT / 'results' / test_opt['name'], test_dataset.opt['name']
     label = f'DMTNet-{train_opt["network_g"]["variant"]}'
-    per_image = network_metrics(results, test_dataset.opt['name'])
+    per_image = read_metric_files(results / f'metrics_{dataset_name}').images
     restored = {name: float(np.mean([m[name] for m in per_image.values()])) for name in METRICS}
     blurred = blurred_input_metrics(test_dataset)
-    figures = write_side_by_side(
-        test_dataset, per_image, results / 'visualization' / test_dataset.opt['name'], test_name,
-        results / 'side_by_side', label,
-    )  # fmt: skip
-    val_iterations, val_psnr = validation_curve(ROOT / 'tb_logger' / name, val_dataset.opt['name'])
+    psnr = {name: metrics['psnr'] for name, metrics in per_image.items()}
+    outputs = results / 'visualization' / dataset_name
+    figures = write_side_by_side(test_dataset, psnr, outputs, test_opt['name'], results / 'side_by_side', label)
+    val_iterations, val_psnr = validation_curve(ROOT / 'tb_logger' / train_opt['name'], val_dataset.opt['name'])
     curve = results / 'validation_psnr.png'
-    metric_curve(
-        curve, val_iterations, val_psnr, blurred_input_metrics(val_dataset)['psnr'],
-        f'{label} on {len(val_dataset)} validation images', 'blurred combined view', 'PSNR (dB)',
-    )  # fmt: skip
-
+    val_label = f'{label} on {len(val_dataset)} validation images'
+    val_blurred = blurred_input_metrics(val_dataset)['psnr']
+    metric_curve(curve, val_iterations, val_psnr, val_blurred, val_label, 'blurred combined view', 'PSNR (dB)')
     print(f'\nHeld-out synthetic test set: {len(test_dataset)} images, 16-bit protocol, {iterations} iterations')
     print_table(blurred, restored, label)
     print(f'\n{label} gains {restored["psnr"] - blurred["psnr"]:+.2f} dB PSNR over the blurred input.')
     showcase = most_defocused(test_dataset)
-    print(f'Side by side (input | output | target, zoom on a defocused region): {shown(figures[showcase])}')
-    print(f'  and for every test image: {shown(results / "side_by_side")}/')
-    print(f'Validation PSNR against iteration: {shown(curve)}')
-    weights = ROOT / 'experiments' / name / 'models' / 'net_g_latest.pth'
+    print(f'Side by side (input | output | target, zoom on a defocused region): {display_path(figures[showcase])}')
+    print(f'  and for every test image: {display_path(results / "side_by_side")}/')
+    print(f'Validation PSNR against iteration: {display_path(curve)}')
+    weights = ROOT / 'experiments' / train_opt['name'] / 'models' / 'net_g_latest.pth'
     run_inference_once(test_dataset, weights, results / 'own_photos', showcase)
+    return showcase
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.iterations is not None and args.iterations < 1:
+        parser.error('--iterations must be at least 1')
+    start = time.time()
+    train_opt, test_opt = read_option_file(TRAIN_OPT), read_option_file(TEST_OPT)
+    iterations = args.iterations or train_opt['train']['total_iter']
+    make_data(args)
+    expected = expected_training_seconds(train_opt, iterations) / 60
+    print(
+        f'[demo] {iterations} training iterations (fixed): expect about {expected:.1f} minutes of training '
+        '(longer when the machine is busy)',
+        flush=True,
+    )
+    train_minutes = train_and_test(train_opt, test_opt, iterations, args.seed)
+    report(train_opt, test_opt, iterations)
     print(
         f'\n[demo] finished in {(time.time() - start) / 60:.1f} minutes '
-        f'({train_minutes:.1f} of them training; expected {expected / 60:.1f} from the probe)'
+        f'({train_minutes:.1f} of them training; expected {expected:.1f} from the probe)'
     )
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

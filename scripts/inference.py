@@ -22,28 +22,20 @@ import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr buil
 from dmtnet_arch.data.data_util import find_input_pairs  # noqa: E402
 from dmtnet_arch.tools.inference import (  # noqa: E402
     Deblurrer,
-    build_from_options,
+    add_network_arguments,
     check_output_folder,
     deblur_all,
     input_channels,
-    options_from_checkpoint,
+    load_network,
     pairs_from_arguments,
-    read_options,
     resolve_device,
-    weights_path,
     write_alpha_csv,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        '-opt', '--opt', help="option file: network_g and path: pretrain_network_g (default: the checkpoint's record)"
-    )
-    parser.add_argument(
-        '--weights', help='checkpoint file or built-in name (synthetic-T); overrides pretrain_network_g'
-    )
-    parser.add_argument('--param-key', help='params or params_ema (default: params_ema when present, else params)')
+    add_network_arguments(parser, opt_required=False)
     parser.add_argument('--input', help='folder: DPDD layout, inputL/inputR layout, or *_L / *_R pairs')
     parser.add_argument('--split', default='test', help='DPDD split to read from --input (default test)')
     parser.add_argument('--left', help='left view file, or folder of left views')
@@ -85,12 +77,11 @@ def main(argv=None) -> int:
     log = logging.getLogger('dmtnet_arch.tools.inference')
     if not (args.opt or args.weights):
         parser.error('give -opt OPTIONS, --weights CHECKPOINT (a file or built-in name such as synthetic-T), or both')
-    options = read_options(args.opt) if args.opt else options_from_checkpoint(args.weights)
     layout, samples, failures = find_samples(args, parser)
     check_output_folder(args.output, {'--input': args.input, '--left': args.left, '--right': args.right})
     log.info(f'{len(samples)} pairs found ({layout}); {len(failures)} files could not be paired')
-    net = build_from_options(options['network_g'], weights_path(options, args.weights, args.opt), args.param_key)
-    channels = input_channels(net, options['network_g'])
+    net, network_options = load_network(args.opt, args.weights, args.param_key)
+    channels = input_channels(net, network_options)
     device = resolve_device(args.device)
     channels_last = device.type == 'cuda' if args.channels_last is None else args.channels_last
     deblurrer = Deblurrer(

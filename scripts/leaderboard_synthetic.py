@@ -13,18 +13,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
+import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.data.synthetic_dp import generate_dataset  # noqa: E402
+from dmtnet_arch.tools.leaderboard import run_leaderboard  # noqa: E402
 from dmtnet_arch.tools.short_training import (  # noqa: E402
     Budget,
     matching_test_options,
     short_training_options,
     train_for,
-    write_options,
 )
 from dmtnet_arch.utils.file_util import write_bytes_atomically  # noqa: E402
-from dmtnet_arch.utils.options import read_option_file as read_options  # noqa: E402
+from dmtnet_arch.utils.options import read_option_file, write_option_file  # noqa: E402
 
 DEFAULT_MODELS = ['DMTNet_T', 'DMTNet_S', 'DMTNet_B', 'DMTNet_L', 'DMTNet_H', 'Restormer_DP', 'DPDNet', 'IFAN']
 
@@ -42,20 +43,26 @@ def train(model: str, args, budget: Budget) -> dict:
     record_path = args.out / 'budget' / f'{model}.json'
     if record_path.is_file() and Path(json.loads(record_path.read_text())['weights']).is_file():
         return json.loads(record_path.read_text())
-    trained = short_training_options(read_options(ROOT / 'options' / f'train_{model}.yml'), name,
-                                     args.data / 'train', budget)  # fmt: skip
-    train_yml = write_options(args.out / 'options' / f'train_{model}.yml', trained)
+    trained = short_training_options(
+        read_option_file(ROOT / 'options' / f'train_{model}.yml'), name, args.data / 'train', budget
+    )
+    train_yml = write_option_file(args.out / 'options' / f'train_{model}.yml', trained)
     print(f'training {model} for {budget.seconds:.0f} s', flush=True)
     record = train_for(train_yml, ROOT / 'experiments' / name, budget.seconds, args.out / 'budget' / f'{model}.log')
-    tested = matching_test_options(read_options(ROOT / 'options' / f'test_{model}.yml'), trained, f'{name}_test',
-                                   args.data / 'test', record['weights'])  # fmt: skip
-    record.update(model=model, test_options=str(write_options(args.out / 'options' / f'test_{model}.yml', tested)))
+    tested = matching_test_options(
+        read_option_file(ROOT / 'options' / f'test_{model}.yml'),
+        trained,
+        f'{name}_test',
+        args.data / 'test',
+        record['weights'],
+    )
+    record.update(model=model, test_options=str(write_option_file(args.out / 'options' / f'test_{model}.yml', tested)))
     write_bytes_atomically(record_path, json.dumps(record, indent=1).encode())
     print(f'{model}: {record["iterations"]} iterations in {record["seconds"]} s', flush=True)
     return record
 
 
-def main():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS, help='M for options/train_M.yml, test_M.yml')
     parser.add_argument('--data', type=Path, default=ROOT / 'datasets' / 'synthetic_board')
@@ -66,16 +73,19 @@ def main():
     parser.add_argument('--lr', type=float, help="one learning rate for all (default: each model's own)")
     parser.add_argument('--train-only', action='store_true', help='train, write the test options, no leaderboard')
     parser.add_argument('--out', type=Path, default=ROOT / 'results' / 'leaderboard_synthetic')
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     budget = Budget(seconds=args.seconds, patch=args.patch, batch=args.batch, lr=args.lr)
     make_data(args.data, args.size)
     records = [train(model, args, budget) for model in args.models]
     if not args.train_only:
-        from dmtnet_arch.tools.leaderboard import run_leaderboard
-
-        run_leaderboard([r['test_options'] for r in records], args.out, published=True,
-                        command='python scripts/' + ' '.join([Path(sys.argv[0]).name, *sys.argv[1:]]))  # fmt: skip
+        command = ' '.join(['python scripts/leaderboard_synthetic.py', *(sys.argv[1:] if argv is None else argv)])
+        run_leaderboard([r['test_options'] for r in records], args.out, published=True, command=command)
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

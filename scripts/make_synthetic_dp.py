@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's dmtnet_arch, not an installed copy
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
-import dmtnet_arch  # noqa: E402,F401  (applies the BasicSR compatibility fixes before basicsr is imported)
+import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.data.synthetic_dp import (  # noqa: E402
     CameraModel,
     CameraPipeline,
@@ -19,16 +20,7 @@ from dmtnet_arch.data.synthetic_dp import (  # noqa: E402
     SceneRanges,
     generate_dataset,
 )
-
-
-def parse_size(text: str) -> tuple:
-    """'128' -> (128, 128); '96x160' -> (96, 160) as height x width."""
-    parts = text.lower().split('x')
-    if len(parts) not in (1, 2) or not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise argparse.ArgumentTypeError(f'size must be N or HxW with positive integers, got {text!r}')
-    height = int(parts[0])
-    width = int(parts[-1])
-    return height, width
+from dmtnet_arch.utils.cli_util import parse_size  # noqa: E402
 
 
 def positive_int(text: str) -> int:
@@ -138,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     """Generate the data set and report where it went and how long it took."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
@@ -163,7 +155,8 @@ def main(argv=None) -> None:
         progress=not args.quiet,
     )
     print(f'wrote {args.count} samples to {out} in {time.perf_counter() - start:.1f} s')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -8,8 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's dmtnet_arch, not an installed copy
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
+import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.tools.dp_statistics import measure_folder, report_lines  # noqa: E402
 
 

@@ -9,9 +9,11 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's dmtnet_arch, not an installed copy
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
-import dmtnet_arch  # noqa: E402,F401
+import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
+from dmtnet_arch.tools.inference import PARAM_KEY_HELP  # noqa: E402
 from dmtnet_arch.utils.checkpoint import package_checkpoint  # noqa: E402
 
 
@@ -19,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--checkpoint', required=True, help='BasicSR net_g_*.pth written by this plugin')
     parser.add_argument('--output', required=True, help='file to write')
-    parser.add_argument('--param-key', help='params or params_ema (default: params_ema when present, else params)')
+    parser.add_argument('--param-key', help=PARAM_KEY_HELP)
     parser.add_argument('--note', default='', help='what the weights were trained on (stored in the file)')
     return parser
 

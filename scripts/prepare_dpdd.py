@@ -14,16 +14,27 @@ on another grid are deleted before the first new one is written. An --out that o
 import argparse
 import functools
 import multiprocessing
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from dmtnet_arch.data.data_util import LMDB_NAMES, VIEW_FOLDERS, has_dpdd_combined, pair_dpdd_layout, pair_folder_layout
-from dmtnet_arch.data.dpdd_crops import check_output_outside_input, crop_sample, remove_leftovers, start_grid
-from dmtnet_arch.utils.lmdb_util import write_view_lmdb
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
+
+import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
+from dmtnet_arch.data.data_util import (  # noqa: E402
+    LMDB_NAMES,
+    VIEW_FOLDERS,
+    has_dpdd_combined,
+    pair_dpdd_layout,
+    pair_folder_layout,
+)
+from dmtnet_arch.data.dpdd_crops import check_output_outside_input, crop_sample, remove_leftovers, start_grid  # noqa: E402
+from dmtnet_arch.utils.lmdb_util import write_view_lmdb  # noqa: E402
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--input', required=True, type=Path, help='dataset root')
@@ -35,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--drop-blurry', type=float, default=0.0, metavar='FRACTION', help='drop this share per image')
     parser.add_argument('--workers', type=int, default=1)
     parser.add_argument('--lmdb', action='store_true', help='also write lqL.lmdb, lqR.lmdb, gt.lmdb [, lqC.lmdb]')
-    return parser.parse_args(argv)
+    return parser
 
 
 def folder_layout_root(input_root: Path, split: str, splits: list) -> Path:
@@ -95,9 +106,9 @@ def prepare_split(args: argparse.Namespace, split: str) -> int:
     return len(names)
 
 
-def main(argv=None) -> dict:
+def prepare(argv=None) -> dict:
     """Prepare every requested split; returns the number of crops per split."""
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.workers < 1:
         raise SystemExit('--workers must be at least 1')
     if not 0 <= args.drop_blurry < 1:
@@ -109,5 +120,10 @@ def main(argv=None) -> dict:
     return {split: prepare_split(args, split) for split in args.split}
 
 
+def main(argv=None) -> int:
+    prepare(argv)
+    return 0
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -22,11 +22,9 @@ sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed c
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.tools.inference import (  # noqa: E402
     Deblurrer,
-    build_from_options,
-    options_from_checkpoint,
-    read_options,
+    add_network_arguments,
+    load_network,
     resolve_device,
-    weights_path,
 )
 from dmtnet_arch.tools.real_benchmark import (  # noqa: E402
     markdown_table,
@@ -42,11 +40,7 @@ from dmtnet_arch.utils.file_util import write_bytes_atomically  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', '--opt', help="option file with network_g (default: the checkpoint's record)")
-    parser.add_argument(
-        '--weights', action='append', default=[], help='checkpoint file or built-in name (synthetic-T); repeatable'
-    )
-    parser.add_argument('--param-key', help='params or params_ema (default: params_ema when present, else params)')
+    add_network_arguments(parser, opt_required=False, many=True)
     parser.add_argument(
         '--reference', action='append', default=[], help='a folder of outputs made elsewhere (<scene>.png); repeatable'
     )
@@ -62,8 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def network_scores(args, weights: str, samples: list) -> list:
-    options = read_options(args.opt) if args.opt else options_from_checkpoint(weights)
-    net = build_from_options(options['network_g'], weights_path(options, weights, args.opt), args.param_key)
+    net, _ = load_network(args.opt, weights, args.param_key)
     deblurrer = Deblurrer(net, resolve_device(args.device), tile=args.tile, tile_overlap=args.tile_overlap)
     outputs = Path(args.outputs) / row_label(weights) if args.outputs else None
     return run_benchmark(

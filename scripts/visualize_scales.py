@@ -22,11 +22,14 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
-from basicsr.archs import build_network  # noqa: E402
-
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
+
+# isort: split
+from basicsr.archs import build_network  # noqa: E402  (after the plugin: its compat fixes come first)
+
 from dmtnet_arch.tools.inference import (  # noqa: E402
-    build_from_options,
+    add_network_arguments,
+    load_network,
     pairs_from_arguments,
     read_input,
     read_options,
@@ -34,6 +37,7 @@ from dmtnet_arch.tools.inference import (  # noqa: E402
     write_alpha_csv,
 )
 from dmtnet_arch.tools.scale_analysis import BLUR_MEASURES, read_test_image, scale_features, test_set_samples  # noqa: E402
+from dmtnet_arch.utils.img_util import tensor2img  # noqa: E402
 from dmtnet_arch.utils.plot_util import alpha_against_blur, figure5  # noqa: E402
 
 log = logging.getLogger('dmtnet_arch.visualize_scales')
@@ -41,9 +45,7 @@ log = logging.getLogger('dmtnet_arch.visualize_scales')
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('-opt', '--opt', required=True, help='option file with network_g (DMTNet S, B, L or H)')
-    parser.add_argument('--weights', help='checkpoint (overrides pretrain_network_g)')
-    parser.add_argument('--param-key', help='params or params_ema (default: params_ema when present, else params)')
+    add_network_arguments(parser)  # -opt: a DMTNet S, B, L or H
     parser.add_argument('--untrained', action='store_true', help='ignore any weights: random initialisation')
     parser.add_argument('--left', help='left view of one pair (Figure 5)')
     parser.add_argument('--right', help='right view of one pair')
@@ -55,13 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_network(args, options: dict) -> tuple[torch.nn.Module, str]:
+def network_and_label(args) -> tuple[torch.nn.Module, str]:
     """The network with its weights, or untrained (said in the returned label) when none are configured."""
+    options = read_options(args.opt)
     weights = None if args.untrained else args.weights or (options.get('path') or {}).get('pretrain_network_g')
     network_options = options['network_g']
     label = f'{network_options["type"]}-{network_options.get("variant", "")}'.rstrip('-')
     if weights:
-        net = build_from_options(network_options, weights, args.param_key)
+        net, _ = load_network(args.opt, weights, args.param_key)
         return net, f'{label}, weights {Path(weights).name}'
     log.warning('no weights: the network is untrained (random initialisation); the figures say so')
     torch.manual_seed(0)
@@ -75,8 +78,8 @@ def one_pair(args, net, label):
     pair = read_input(samples[0], 6)
     output, stages = scale_features(net, pair.lq.to(args.device))
     left, right = pair.lq[0, :3], pair.lq[0, 3:]
-    blurred = ((left + right) / 2).permute(1, 2, 0).numpy()
-    sharp = output[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    blurred = tensor2img((left + right) / 2)
+    sharp = tensor2img(output.clamp(0, 1))
     alphas = ', '.join('(' + ', '.join(f'{a:.3f}' for a in stage.alpha) + ')' for stage in stages)
     figure5(args.output, blurred, sharp, stages, f'{pair.name}: {label}; alpha per DMSSRM {alphas}', args.features)
     print(f'wrote {args.output} ({label}): alpha per DMSSRM {alphas}')
@@ -94,10 +97,12 @@ def test_set(args, net, label):
     write_alpha_csv(out / 'alpha.csv', alphas, blur, blur_label)
     names = list(alphas)
     alpha_against_blur(
-        out / 'alpha_vs_blur.png', [blur[n] for n in names], np.stack([alphas[n] for n in names]),
+        out / 'alpha_vs_blur.png',
+        [blur[n] for n in names],
+        np.stack([alphas[n] for n in names]),
         BLUR_MEASURES[blur_label],
         f'{label}: alpha against blur, {len(names)} images of {args.input}',
-    )  # fmt: skip
+    )
     print(f'wrote {out / "alpha.csv"} and {out / "alpha_vs_blur.png"} ({len(names)} images; blur: {blur_label})')
 
 
@@ -108,8 +113,7 @@ def main(argv=None) -> int:
     if bool(args.input) == bool(args.left or args.right):
         parser.error('give --left and --right (one pair), or --input (a test set)')
     args.device = resolve_device(args.device)
-    options = read_options(args.opt)
-    net, label = load_network(args, options)
+    net, label = network_and_label(args)
     net = net.to(args.device)
     (test_set if args.input else one_pair)(args, net, label)
     return 0

@@ -320,7 +320,32 @@ class DMTNet(nn.Module):
 
     ``variant`` (T, S, B, L, H) sets the number of DMSSRMs of Table 1; ``num_dmssrm`` overrides it. Any H and W
     are accepted: the input is padded to the multiple the patch, window and scale sizes need and cropped back.
-    After a forward, :attr:`scale_weights` lists each DMSSRM's (N, S) alpha (Figure 5).
+    After a forward, :attr:`scale_weights` lists each DMSSRM's (N, S) alpha (Figure 5). The defaults are the
+    paper's (section 4.2, Table 1), or chosen where it is silent; docs/architecture.md says which and why.
+
+    Args:
+        variant (str): 'T', 'S', 'B', 'L' or 'H': 0 to 4 DMSSRMs (Table 1). Default: 'B'.
+        in_channels (int): Input channels: 6, the left view's RGB then the right view's. Default: 6.
+        out_channels (int): Output channels (RGB). Default: 3.
+        embed_dim (int): Feature width C after the patch partition. Default: 96.
+        patch_size (int): Patch size P of the partition; the features are at 1/P of the image. Default: 4.
+        num_transformer_blocks (int): Window-attention blocks N_T of the feature extraction. Default: 5.
+        window_size (int): Attention window W, in feature positions. Default: 8.
+        num_heads (int): Attention heads per block. Default: 3.
+        mlp_ratio (float): Hidden width of each block's MLP, as a multiple of C. Default: 4.0.
+        shifted_windows (bool): Shift the windows by W / 2 in every second block (Swin). Default: True.
+        num_dmssrm (int | None): DMSSRMs N_D, overriding ``variant``'s. Default: None.
+        num_scales (int): Scales S per DMSSRM: branch j works at 1 / 2^(j-1) of the features. Default: 3.
+        rgm_channels (int): Width of each scale branch's residual group module (RGM). Default: 64.
+        num_rbm (int): Residual block modules (RBMs) per RGM. Default: 5.
+        num_rm (int): Residual modules (RMs) per RBM. Default: 10.
+        upsampler_channels (int): Hidden width of the up-sampling before the pixel shuffle by P. Default: 480.
+        feature_extractor (str): 'transformer', or 'cnn' for Table 2's ablation (two stride-2 convolutions
+            replace the patch partition and the transformer blocks; needs ``patch_size`` 4). Default: 'transformer'.
+        dynamic_selection (bool): Weigh the scales by the learned selection (GAP, 1x1 conv, softmax); False is
+            Table 2's fixed ablation (every scale 1 / S). Default: True.
+        input_residual (bool): Add the mean of the two views to the output (not in the paper; for short
+            trainings). Needs ``in_channels`` 6 and ``out_channels`` 3. Default: False.
     """
 
     def __init__(
@@ -359,9 +384,15 @@ class DMTNet(nn.Module):
         num_dmssrm = VARIANT_DMSSRMS[variant] if num_dmssrm is None else num_dmssrm
         if feature_extractor == 'transformer':
             self.feature_extraction = TransformerFeatureExtraction(
-                in_channels, embed_dim, patch_size, num_transformer_blocks, window_size, num_heads, mlp_ratio,
+                in_channels,
+                embed_dim,
+                patch_size,
+                num_transformer_blocks,
+                window_size,
+                num_heads,
+                mlp_ratio,
                 shifted_windows,
-            )  # fmt: skip
+            )
             feature_multiple = math.lcm(window_size, 2 ** (num_scales - 1))
         else:
             self.feature_extraction = CNNFeatureExtraction(in_channels, embed_dim)

@@ -150,6 +150,17 @@ class IFAN(nn.Module):
     ``module.reblurNet.*`` keys dropped by a state-dict pre-hook. With ``right`` (training), ``forward`` returns a dict:
     ``result`` (not clipped), ``filters`` (the predicted IAC filters) and ``right_disparity`` (the disparity map the
     estimator gives for the right view, at 1/8 scale) for IFAN's disparity and reblurring losses.
+
+    Args:
+        channels (int): Width of the first encoder level (the release's ``ch``); the deeper levels have 2x and 4x.
+            Default: 32.
+        kernel_size (int): Kernel size of the convolutions (``ks``). Default: 3.
+        res_num (int): Residual blocks per stage (``res_num``). Default: 2.
+        filter_size (int): Size of each predicted separable IAC filter (``Fs``). Default: 3.
+        iterations (int): IAC iterations (``N``). Default: 17.
+        reuse_first_kernel (bool): Filter both passes with the first kernel, as the release does. Default: True.
+        init_gain (float): Xavier gain of the release's training initialisation. Default: 1.0.
+        filter_init_gain (float): That gain for the filter predictor ``F``. Default: 1.5.
     """
 
     in_channels = 3  # the combined view

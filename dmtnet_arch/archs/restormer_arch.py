@@ -107,30 +107,30 @@ class OverlapPatchEmbed(nn.Module):
         return self.proj(x)
 
 
-class Downsample(nn.Module):
+class ConvShuffle(nn.Module):
+    """A 3 x 3 conv without bias to ``out_channels``, then a pixel (un)shuffle by 2: the official ``body`` of
+    :class:`Downsample` and :class:`Upsample` (their state-dict keys are the official ones)."""
+
+    def __init__(self, channels: int, out_channels: int, shuffle: nn.Module):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, out_channels, kernel_size=3, padding=1, bias=False), shuffle)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class Downsample(ConvShuffle):
     """Halve the resolution, double the channels: 3 x 3 conv to C / 2, then pixel-unshuffle by 2."""
 
     def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels // 2, kernel_size=3, padding=1, bias=False), nn.PixelUnshuffle(2)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        super().__init__(channels, channels // 2, nn.PixelUnshuffle(2))
 
 
-class Upsample(nn.Module):
+class Upsample(ConvShuffle):
     """Double the resolution, halve the channels: 3 x 3 conv to 2C, then pixel-shuffle by 2."""
 
     def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels * 2, kernel_size=3, padding=1, bias=False), nn.PixelShuffle(2)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        super().__init__(channels, channels * 2, nn.PixelShuffle(2))
 
 
 @ARCH_REGISTRY.register()
@@ -143,6 +143,20 @@ class Restormer(nn.Module):
     features before the output conv, and there is no global residual; without it the input is added to the output
     (``inp_channels`` must then equal ``out_channels``). Any H and W are accepted: the input is padded to a multiple
     of 8 (three 2x down-samplings) and cropped back, which leaves the DPDD size (1680 x 1120) untouched.
+
+    Args:
+        inp_channels (int): Input channels: 6, left then right view. Default: 6.
+        out_channels (int): Output channels (RGB). Default: 3.
+        dim (int): Width of level 1; level l has ``dim * 2^(l-1)``. Default: 48.
+        num_blocks (tuple[int, ...]): Transformer blocks of levels 1 to 4 (the decoder mirrors 1 to 3).
+            Default: (4, 6, 6, 8).
+        num_refinement_blocks (int): Blocks of the refinement stage after the decoder. Default: 4.
+        heads (tuple[int, ...]): Attention heads of levels 1 to 4. Default: (1, 2, 4, 8).
+        ffn_expansion_factor (float): Hidden width of the gated feed-forward network, as a multiple of the level's
+            width. Default: 2.66.
+        bias (bool): Biases in the convolutions. Default: False.
+        LayerNorm_type (str): 'WithBias' or 'BiasFree'. Default: 'WithBias'.
+        dual_pixel_task (bool): The dual-pixel head: ``skip_conv`` and no global residual. Default: True.
     """
 
     size_multiple = 2 ** (NUM_LEVELS - 1)

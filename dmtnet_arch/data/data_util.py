@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmtnet_arch.utils.img_util import INPUT_SUFFIXES, bit_depth, list_images, list_pngs, size_text
+from dmtnet_arch.utils.img_util import IMAGE_SUFFIXES, bit_depth, list_images, read_image, size_text
 from dmtnet_arch.utils.lmdb_util import check_keys_in_lmdb, read_meta_info_keys
 
 VIEWS = ('left', 'right', 'target', 'combined')
@@ -52,6 +52,15 @@ def check_views_match(images: dict):
             raise ValueError(f'views differ in size: {first_name} is {size_text(first)}, {name} is {size_text(image)}')
 
 
+def read_sample_views(sample: DualPixelSample, views=None) -> dict:
+    """The views of a sample (``views``: their names; default every view it has) as RGB arrays at their own bit depth,
+    by view name, checked to share bit depth and size; errors name the files."""
+    paths = {view: path for view, path in sample.views().items() if views is None or view in views}
+    images = {view: read_image(path) for view, path in paths.items()}
+    check_views_match({paths[view]: image for view, image in images.items()})
+    return images
+
+
 def identical_views(left_name: str, right_name: str, left: np.ndarray, right: np.ndarray) -> str | None:
     """Why a pair's views are unusable when they are identical pixel for pixel (the same file twice, or one view
     copied over the other): with no disparity between them the network runs, and scores worse. None otherwise."""
@@ -63,16 +72,21 @@ def identical_views(left_name: str, right_name: str, left: np.ndarray, right: np
     )
 
 
+def list_png_names(folder, pattern: str = '*.png') -> list[str]:
+    """Sorted names of the PNGs in ``folder`` that match ``pattern``; an absent folder, or none, is an error."""
+    return [path.name for path in list_images(folder, ('.png',), pattern)]
+
+
 def pair_folder_layout(left_dir, right_dir, target_dir, combined_dir=None, filename_tmpl: str = '{}') -> list:
     """Pair `inputL/ inputR/ target/ [inputC/]` by file name; an input stem is `filename_tmpl.format(target stem)`."""
-    target_names = list_pngs(target_dir)
+    target_names = list_png_names(target_dir)
     stems = [Path(name).stem for name in target_names]
     input_dirs = {'left': left_dir, 'right': right_dir, 'combined': combined_dir}
     paths = {'target': [str(Path(target_dir) / name) for name in target_names]}
     for view, folder in input_dirs.items():
         if folder is not None:
             expected = [filename_tmpl.format(stem) + '.png' for stem in stems]
-            check_same_names(expected, list_pngs(folder), folder, target_dir)
+            check_same_names(expected, list_png_names(folder), folder, target_dir)
             paths[view] = [str(Path(folder) / name) for name in expected]
     return [DualPixelSample(stem, **{view: files[i] for view, files in paths.items()}) for i, stem in enumerate(stems)]
 
@@ -106,7 +120,8 @@ def pair_dpdd_layout(root, split: str, with_combined: bool = False) -> list:
     if not (with_combined or folders['combined'][0].is_dir()):
         folders.pop('combined')
     files = {
-        view: [str(folder / name) for name in list_pngs(folder, pattern)] for view, (folder, pattern) in folders.items()
+        view: [str(folder / name) for name in list_png_names(folder, pattern)]
+        for view, (folder, pattern) in folders.items()
     }
     check_same_counts({folders[view][0]: len(names) for view, names in files.items()})
     check_same_scenes({view: files[view] for view in ('left', 'right', 'combined') if view in files})
@@ -168,16 +183,25 @@ def scene_name(path: Path) -> str:
     return split[0] if split else path.stem
 
 
-def index_by_scene(files: list[Path], folder, problems: list) -> dict:
+def index_by_scene(files: list[Path], folder, problems: list, view: str = 'image') -> dict:
     """``{scene name: file}``; a second file of the same scene is a problem (named), not a silent choice."""
     by_scene = {}
     for path in files:
         scene = scene_name(path)
         if scene in by_scene:
-            problems.append(f'{by_scene[scene]} and {path}: two images of scene {scene!r} in {folder}')
+            problems.append(f'{by_scene[scene]} and {path}: two {view}s of scene {scene!r} in {folder}')
             continue
         by_scene[scene] = path
     return by_scene
+
+
+def scenes_with_both_views(left: dict, right: dict, missing, problems: list) -> list[str]:
+    """The sorted scenes that ``left`` and ``right`` (``{scene: file}``) both have. A scene with one view only is a
+    problem: ``'<its file>: ' + missing(scene, view)``, where ``view`` is the absent one."""
+    for scene in sorted(set(left) ^ set(right)):
+        found, absent = (left[scene], 'right') if scene in left else (right[scene], 'left')
+        problems.append(f'{found}: {missing(scene, absent)}')
+    return sorted(set(left) & set(right))
 
 
 def pair_views_by_name(left_dir, right_dir, combined_dir=None) -> tuple[list, list]:
@@ -187,18 +211,19 @@ def pair_views_by_name(left_dir, right_dir, combined_dir=None) -> tuple[list, li
     Returns ``(samples, problems)``: a view without its partner is a problem naming the file, not an error, so the
     other pairs still run."""
     problems = []
+    folders = {'left': left_dir, 'right': right_dir}
     left = index_by_scene(list_images(left_dir), left_dir, problems)
     right = index_by_scene(list_images(right_dir), right_dir, problems)
     combined = index_by_scene(list_images(combined_dir), combined_dir, problems) if combined_dir else {}
-    for scene in sorted(set(left) ^ set(right)):
-        found, missing = (left[scene], right_dir) if scene in left else (right[scene], left_dir)
-        problems.append(f'{found}: no image of scene {scene!r} in {missing}')
+    scenes = scenes_with_both_views(
+        left, right, lambda scene, view: f'no image of scene {scene!r} in {folders[view]}', problems
+    )
     samples = [
         DualPixelSample(scene, str(left[scene]), str(right[scene]), combined=str_or_none(combined.get(scene)))
-        for scene in sorted(set(left) & set(right))
+        for scene in scenes
     ]
     if not samples and not problems:
-        problems.append(f'{left_dir}, {right_dir}: no images ({", ".join(INPUT_SUFFIXES)})')
+        problems.append(f'{left_dir}, {right_dir}: no images ({", ".join(IMAGE_SUFFIXES)})')
     return samples, problems
 
 
@@ -209,24 +234,20 @@ def str_or_none(path) -> str | None:
 def pair_views_in_folder(folder) -> tuple[list, list]:
     """Pair ``*_L`` / ``*_R`` files (or ``_l``/``_r``, ``_left``/``_right``) of one folder; ``(samples, problems)``."""
     problems = []
-    views = {'left': {}, 'right': {}}
+    files = {'left': [], 'right': []}
     for path in list_images(folder):
         split = split_view_name(path.stem)
         if split is None:
             problems.append(f'{path}: not named as a left or right view (*_L, *_R, *_left, *_right); skipped')
             continue
-        scene, view = split
-        if scene in views[view]:
-            problems.append(f'{views[view][scene]} and {path}: two {view} views of scene {scene!r}')
-            continue
-        views[view][scene] = path
-    left, right = views['left'], views['right']
-    for scene in sorted(set(left) ^ set(right)):
-        found, missing = (left[scene], 'right') if scene in left else (right[scene], 'left')
-        problems.append(f'{found}: no {missing} view of scene {scene!r} in {folder}')
-    samples = [DualPixelSample(s, str(left[s]), str(right[s])) for s in sorted(set(left) & set(right))]
+        files[split[1]].append(path)
+    left, right = (index_by_scene(files[view], folder, problems, f'{view} view') for view in ('left', 'right'))
+    scenes = scenes_with_both_views(
+        left, right, lambda scene, view: f'no {view} view of scene {scene!r} in {folder}', problems
+    )
+    samples = [DualPixelSample(s, str(left[s]), str(right[s])) for s in scenes]
     if not samples and not problems:
-        problems.append(f'{folder}: no *_L / *_R image pairs ({", ".join(INPUT_SUFFIXES)})')
+        problems.append(f'{folder}: no *_L / *_R image pairs ({", ".join(IMAGE_SUFFIXES)})')
     return samples, problems
 
 

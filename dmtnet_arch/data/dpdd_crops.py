@@ -11,36 +11,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dmtnet_arch.data.data_util import VIEW_FOLDERS, check_views_match
+from dmtnet_arch.data.data_util import VIEW_FOLDERS, read_sample_views
 from dmtnet_arch.utils.file_util import TEMP_SUFFIX, write_bytes_atomically
-from dmtnet_arch.utils.img_util import read_image, to_float, write_png
+from dmtnet_arch.utils.img_util import gradient_magnitude, to_float, write_png
+from dmtnet_arch.utils.tile_util import window_starts
 
 SOBEL_KERNEL_SIZES = (3, 7, 11, 15)
 CROP_NAME = re.compile(r'.+_\d+_\d+\.png')
 
 
-def crop_starts(length: int, crop_size: int, stride: int) -> list:
-    """Start offsets along one axis: every ``stride`` while the crop fits, plus one crop anchored to the far border."""
-    if length < crop_size:
-        raise ValueError(f'image side {length} is smaller than the crop size {crop_size}')
-    starts = list(range(0, length - crop_size + 1, stride))
-    if starts[-1] != length - crop_size:
-        starts.append(length - crop_size)
-    return starts
-
-
 def crop_grid(height: int, width: int, crop_size: int, stride: int) -> list:
-    """``(row, col, top, left)`` of every crop, row-major."""
-    tops = crop_starts(height, crop_size, stride)
-    lefts = crop_starts(width, crop_size, stride)
+    """``(row, col, top, left)`` of every crop, row-major: every ``stride`` pixels while the crop fits, plus one crop
+    anchored to the far border; an image smaller than a crop is an error."""
+    if min(height, width) < crop_size:
+        raise ValueError(f'image side {min(height, width)} is smaller than the crop size {crop_size}')
+    tops = window_starts(height, crop_size, stride)
+    lefts = window_starts(width, crop_size, stride)
     return [(row, col, top, left) for row, top in enumerate(tops) for col, left in enumerate(lefts)]
-
-
-def gradient_magnitude_sum(gray: np.ndarray, ksize: int) -> float:
-    """Sum over the crop of sqrt(gx^2 + gy^2), the Sobel responses of kernel size ``ksize``."""
-    gx = cv2.Sobel(gray, cv2.CV_64F, 1, 0, ksize=ksize)
-    gy = cv2.Sobel(gray, cv2.CV_64F, 0, 1, ksize=ksize)
-    return float(np.sqrt(gx * gx + gy * gy).sum())
 
 
 def min_max_normalise(values: np.ndarray) -> np.ndarray:
@@ -53,7 +40,9 @@ def sharpness_scores(crops: list) -> np.ndarray:
     """Restormer's DPDD crop sharpness, relative among one image's crops: for each Sobel kernel size 3, 7, 11, 15
     the gradient-magnitude sum of each crop's gray target, min-max normalised across the crops; then the product."""
     grays = [cv2.cvtColor(to_float(crop), cv2.COLOR_RGB2GRAY).astype(np.float64) for crop in crops]
-    per_size = [min_max_normalise(np.array([gradient_magnitude_sum(g, k) for g in grays])) for k in SOBEL_KERNEL_SIZES]
+    per_size = [
+        min_max_normalise(np.array([gradient_magnitude(g, k).sum() for g in grays])) for k in SOBEL_KERNEL_SIZES
+    ]
     return np.prod(per_size, axis=0)
 
 
@@ -68,14 +57,6 @@ def select_sharpest(crops: list, scores: list, drop_fraction: float) -> list:
 def crop_name(image_name: str, row: int, col: int) -> str:
     """File name of one crop: ``<image>_<row>_<col>.png``."""
     return f'{image_name}_{row}_{col}.png'
-
-
-def read_sample_views(sample) -> dict:
-    """All views of a sample as RGB arrays at their own bit depth, checked to share bit depth and size."""
-    paths = sample.views()
-    images = {view: read_image(path) for view, path in paths.items()}
-    check_views_match({paths[view]: image for view, image in images.items()})
-    return images
 
 
 def crop_sample(sample, out_dir, crop_size: int = 512, stride: int = 204, drop_fraction: float = 0.0) -> list:

@@ -17,7 +17,7 @@ from dmtnet_arch.data.data_util import (
     pair_folder_layout,
     pair_lmdb_layout,
 )
-from dmtnet_arch.utils.img_util import decode_image, reduce_to_8bit, to_float
+from dmtnet_arch.utils.img_util import decode_image, img2tensor, reduce_to_8bit, to_float
 from dmtnet_arch.utils.options import Option
 
 ROOT_OPTIONS = {'left': 'dataroot_lqL', 'right': 'dataroot_lqR', 'target': 'dataroot_gt', 'combined': 'dataroot_lqC'}
@@ -138,9 +138,11 @@ class DualPixelDataset(torch.utils.data.Dataset):
     def check_views_differ(self, images: dict, locations: dict):
         """Identical left and right views are an error naming both and the options that point at them."""
         problem = identical_views(
-            self.describe('left', locations['left']), self.describe('right', locations['right']),
-            images['left'], images['right'],
-        )  # fmt: skip
+            self.describe('left', locations['left']),
+            self.describe('right', locations['right']),
+            images['left'],
+            images['right'],
+        )
         if problem:
             where = 'dataroot_dpdd' if self.opt.get('dataroot_dpdd') else 'dataroot_lqL and dataroot_lqR'
             raise ValueError(f'DualPixelDataset ({self.opt.get("name")}): {problem}. Check {where}.')
@@ -195,4 +197,4 @@ def flip_horizontally(images: dict) -> dict:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """HxWxC uint8/uint16 array to a CxHxW float32 tensor in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(to_float(image).transpose(2, 0, 1)))
+    return img2tensor(to_float(image))

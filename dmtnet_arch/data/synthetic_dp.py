@@ -8,6 +8,7 @@ two photodiodes. Everything is deterministic for a ``(seed, index)`` pair.
 """
 
 import functools
+import io
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -15,16 +16,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 from scipy import ndimage
+from skimage import data as skimage_data
 from tqdm import tqdm
 
 from dmtnet_arch.data.data_util import LMDB_NAMES, VIEW_FOLDERS
 from dmtnet_arch.data.dead_leaves import DeadLeavesModel, dead_leaves_texture
 from dmtnet_arch.utils.file_util import write_bytes_atomically
-from dmtnet_arch.utils.img_util import float_to_uint16, to_float, write_png
+from dmtnet_arch.utils.img_util import list_images, read_image, to_float, write_png16
 from dmtnet_arch.utils.lmdb_util import write_view_lmdb
 
 DEFOCUS_FOLDER = 'defocus'
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
 BUILTIN_SOURCE_NAMES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'stereo_motorcycle')
 
 
@@ -335,11 +336,9 @@ def noisy_view(view: np.ndarray, noise: NoiseModel, rng: np.random.Generator) ->
 @functools.lru_cache(maxsize=1)
 def builtin_sources() -> tuple:
     """scikit-image's natural colour photographs shipped inside the package (no download), as RGB float32."""
-    from skimage import data
-
     images = []
     for name in BUILTIN_SOURCE_NAMES:
-        image = getattr(data, name)()
+        image = getattr(skimage_data, name)()
         image = image[0] if isinstance(image, tuple) else image
         images.append(read_only(to_float_rgb(image)))
     return tuple(images)
@@ -356,15 +355,12 @@ def to_float_rgb(image: np.ndarray) -> np.ndarray:
 def load_source_folder(folder) -> list:
     """Every image directly inside ``folder`` (sorted by name) as RGB float32; an unreadable one is an error."""
     images = []
-    for path in sorted(Path(folder).iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if bgr is None or bgr.dtype not in (np.uint8, np.uint16):
-            raise ValueError(f'{path}: cannot be read as an 8- or 16-bit image (--sources)')
-        if bgr.ndim == 3:
-            bgr = cv2.cvtColor(bgr[..., :3], cv2.COLOR_BGR2RGB)
-        images.append(to_float_rgb(bgr))
+    for path in list_images(folder):
+        try:
+            images.append(to_float_rgb(read_image(path, rgb_only=False)))
+        except ValueError as error:
+            reason = str(error).removeprefix(f'{path}: ')
+            raise ValueError(f'{path}: cannot be read as an 8- or 16-bit image (--sources): {reason}') from None
     if not images:
         raise FileNotFoundError(f'no readable images in {folder}')
     return images
@@ -551,25 +547,34 @@ def as_size(size) -> tuple:
 # --------------------------------------------------------------------------------------------------------------- files
 
 
-def write_png16(path: Path, rgb: np.ndarray) -> None:
-    """Save an RGB float image as a 16-bit PNG."""
-    write_png(path, float_to_uint16(rgb))
-
-
 def write_npy(path: Path, array: np.ndarray) -> None:
     """Save an array in NumPy's .npy format."""
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     write_bytes_atomically(path, buffer.getvalue())
+
+
+def defocus_path(root, name: str) -> Path:
+    """Where the generator writes the defocus map of sample ``name`` of the set at ``root``."""
+    return Path(root) / DEFOCUS_FOLDER / f'{name}.npy'
+
+
+def has_defocus(root) -> bool:
+    """Whether the set at ``root`` has the generator's defocus maps."""
+    return (Path(root) / DEFOCUS_FOLDER).is_dir()
+
+
+def load_defocus(root, name: str) -> np.ndarray:
+    """The defocus map of sample ``name`` of a generated set: float32, signed CoC radius in pixels (negative: in
+    front of the focus plane)."""
+    return np.load(defocus_path(root, name), allow_pickle=False)
 
 
 def write_sample(out: Path, name: str, sample: RenderedSample) -> None:
     """The four views as 16-bit PNGs and the signed CoC radius map as float32 .npy."""
     for attribute, folder in VIEW_FOLDERS.items():
         write_png16(out / folder / f'{name}.png', getattr(sample, attribute))
-    write_npy(out / DEFOCUS_FOLDER / f'{name}.npy', sample.defocus)
+    write_npy(defocus_path(out, name), sample.defocus)
 
 
 def remove_stale_samples(out: Path, count: int) -> None:
@@ -602,7 +607,27 @@ def generate_dataset(
     write_lmdb: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Write ``count`` samples under ``out`` (inputL/, inputR/, inputC/, target/, defocus/) and return ``out``."""
+    """Write ``count`` samples under ``out`` (inputL/, inputR/, inputC/, target/, defocus/) and return ``out``.
+
+    A re-run with the same arguments writes the same bytes, and replaces a set already there (samples beyond
+    ``count`` are deleted); ``synthetic_dp.json`` records the settings. docs/synthetic_data.md describes the model.
+
+    Args:
+        out: Folder of the set.
+        count (int): Number of samples, at least 1.
+        size (int | tuple): Image size: N for N x N, or (height, width). Default: 128.
+        seed (int): Seed of everything drawn; sample i draws from (seed, i). Default: 0.
+        sources_dir: Folder of sharp images used as textures besides the built-in photographs. Default: None.
+        noise_std (float): Sensor noise standard deviation at mid-grey, in [0, 1]; 0 is off. Default: 0.0.
+        camera (CameraModel): Thin lens and pixel pitch: how much blur a depth gives.
+        psf_model (PsfModel): Shape of the dual-pixel point spread functions.
+        coc_step (float): Blur radii are quantised to steps of this many pixels for rendering. Default: 0.5.
+        content (ContentModel): Where layer textures come from (photographs or dead leaves).
+        pipeline (CameraPipeline): Tone curve, view imbalance, bit depth and JPEG of the input views.
+        scene (SceneRanges): Sampling ranges of depths and layer counts.
+        write_lmdb (bool): Also write BasicSR LMDBs of the four views. Default: False.
+        progress (bool): Show a progress bar. Default: True.
+    """
     out = Path(out)
     if not isinstance(count, int) or count < 1:  # before anything: a re-run replaces (deletes) an existing set
         raise ValueError(f'count must be a whole number of at least 1, got {count!r}; nothing in {out} was touched')

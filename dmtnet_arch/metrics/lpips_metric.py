@@ -23,7 +23,7 @@ def backbone_folder() -> Path:
 def lpips_availability() -> tuple[bool, str]:
     """(available, reason): the lpips package and its AlexNet backbone weights, without downloading anything."""
     try:
-        import lpips  # noqa: F401
+        import lpips  # noqa: F401  (optional dependency: only checked for)
     except ImportError:
         return False, 'the lpips package is not installed (pip install lpips)'
     folder = backbone_folder()
@@ -37,7 +37,7 @@ def lpips_network():
     available, reason = lpips_availability()
     if not available:
         raise RuntimeError(f'LPIPS is unavailable: {reason}')
-    import lpips
+    import lpips  # optional dependency, present once lpips_availability said so
 
     return lpips.LPIPS(net='alex', verbose=False).eval()
 

@@ -1,8 +1,12 @@
 """BasicSR model for dual-pixel deblurring: SRModel plus safe steps, mixed precision, 16-bit metrics and outputs."""
 
+import csv
 import math
 import os.path as osp
+import re
 from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,11 +27,6 @@ from dmtnet_arch.utils.file_util import csv_bytes, write_bytes_atomically
 from dmtnet_arch.utils.img_util import png16_bytes
 from dmtnet_arch.utils.options import Option
 from dmtnet_arch.utils.tile_util import tiled_forward
-
-
-def write_png16(img: torch.Tensor, path: str):
-    """Save a (3, H, W) RGB tensor in [0, 1] as a 16-bit PNG."""
-    write_bytes_atomically(path, png16_bytes(img, path))
 
 
 def describe(error: Exception) -> str:
@@ -57,6 +56,52 @@ def summarise(records: list[dict], metric_names: list[str]) -> dict[str, dict[st
         if record['category']:
             groups[record['category']].append(record)
     return {group: {m: float(np.mean([r[m] for r in rows])) for m in metric_names} for group, rows in groups.items()}
+
+
+# The metric files' format: the summary's metric columns are ``<metric name> (<protocol>)``.
+SUMMARY_COLUMN = re.compile(r'(?P<metric>.+) \((?P<protocol>[^()]+)\)')
+
+
+def summary_column(metric: str, protocol: str) -> str:
+    return f'{metric} ({protocol})'
+
+
+@dataclass
+class MetricFiles:
+    """What :meth:`DualPixelModel.write_metric_files` wrote: per-image rows (``image`` -> ``category`` and each
+    metric), per-group means (``group`` -> metric -> mean), image counts per group and each metric's protocol."""
+
+    images: dict[str, dict]
+    groups: dict[str, dict[str, float]]
+    counts: dict[str, int]
+    protocols: dict[str, str]
+
+
+def read_metric_files(stem) -> MetricFiles:
+    """Read ``<stem>.csv`` and ``<stem>_summary.csv`` as written by :meth:`DualPixelModel.write_metric_files`, e.g.
+    ``results/<name>/metrics_<dataset>``; the metrics are those of the files' columns."""
+    images = {}
+    with open(f'{stem}.csv', newline='') as f:
+        for row in csv.DictReader(f):
+            name, category = row.pop('image'), row.pop('category')
+            images[name] = {'category': category, **{metric: float(value) for metric, value in row.items()}}
+    groups, counts, protocols = {}, {}, {}
+    with open(f'{stem}_summary.csv', newline='') as f:
+        for row in csv.DictReader(f):
+            group = row.pop('group')
+            counts[group] = int(row.pop('images'))
+            columns = {SUMMARY_COLUMN.fullmatch(column): value for column, value in row.items()}
+            groups[group] = {match['metric']: float(value) for match, value in columns.items() if match}
+            protocols.update({match['metric']: match['protocol'] for match in columns if match})
+    return MetricFiles(images, groups, counts, protocols)
+
+
+def metric_files_stem(opt: dict, dataset_name: str, current_iter) -> Path:
+    """Where the metric files of one validation go: ``results/<name>/metrics_<dataset>`` at test time,
+    ``experiments/<name>/metrics/metrics_<dataset>_<iter>`` in training (``.csv`` and ``_summary.csv`` added)."""
+    if opt['is_train']:
+        return Path(opt['path']['experiments_root'], 'metrics', f'metrics_{dataset_name}_{current_iter}')
+    return Path(opt['path']['results_root'], f'metrics_{dataset_name}')
 
 
 @MODEL_REGISTRY.register()
@@ -365,13 +410,9 @@ class DualPixelModel(PluginModelFixes, SRModel):
 
     @master_only
     def write_metric_files(self, dataset_name, records, metric_names, summary, current_iter):
-        """One row per image, and the per-category means: at test time ``results/<name>/metrics_<dataset>.csv`` and
-        ``metrics_<dataset>_summary.csv``; in training ``experiments/<name>/metrics/metrics_<dataset>_<iter>.csv``
-        and ``..._<iter>_summary.csv`` at every validation."""
-        if self.opt['is_train']:
-            stem = osp.join(self.opt['path']['experiments_root'], 'metrics', f'metrics_{dataset_name}_{current_iter}')
-        else:
-            stem = osp.join(self.opt['path']['results_root'], f'metrics_{dataset_name}')
+        """One row per image, and the per-category means, at :func:`metric_files_stem` (``.csv`` and
+        ``_summary.csv``); :func:`read_metric_files` reads them back."""
+        stem = metric_files_stem(self.opt, dataset_name, current_iter)
         per_image = [[r['image'], r['category'], *[r[m] for m in metric_names]] for r in records]
         write_bytes_atomically(f'{stem}.csv', csv_bytes(['image', 'category', *metric_names], per_image))
         protocols = {m: self.opt['val']['metrics'][m].get('protocol', '16bit') for m in metric_names}
@@ -379,7 +420,7 @@ class DualPixelModel(PluginModelFixes, SRModel):
         for group, values in summary.items():
             count = sum(1 for r in records if group == 'combined' or r['category'] == group)
             rows.append([group, count, *[f'{values[m]:.6f}' for m in metric_names]])
-        header = ['group', 'images', *[f'{m} ({protocols[m]})' for m in metric_names]]
+        header = ['group', 'images', *[summary_column(m, protocols[m]) for m in metric_names]]
         write_bytes_atomically(f'{stem}_summary.csv', csv_bytes(header, rows))
 
     def extra_training_state(self) -> dict:

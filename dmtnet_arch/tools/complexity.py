@@ -6,15 +6,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-# Table 1 of the paper: parameters (millions) and GMACs at 1680 x 1120 ("Flops" column).
-PAPER_TABLE1 = {
-    'T': (1.23, 147.37),
-    'S': (12.57, 688.35),
-    'B': (24.46, 1294.41),
-    'L': (36.35, 1900.46),
-    'H': (48.24, 2506.51),
-}
-
 
 def count_parameters(net: nn.Module) -> int:
     """Number of trainable parameters."""

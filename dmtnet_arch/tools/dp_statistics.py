@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dmtnet_arch.data.data_util import VIEW_FOLDERS
-from dmtnet_arch.utils.img_util import list_pngs, read_image, to_float
+from dmtnet_arch.data.data_util import VIEW_FOLDERS, list_png_names
+from dmtnet_arch.utils.img_util import read_image, to_float
 
 DISC_RADII = tuple(np.arange(0.0, 16.5, 0.5))
 
@@ -129,7 +129,7 @@ def measure_folder(root) -> tuple[list, dict]:
     """Block measurements of every scene of an ``inputL/ inputR/ inputC/ target/`` folder and each scene's
     left/right brightness ratio per vertical strip."""
     measurements, balance = [], {}
-    for name in list_pngs(f'{root}/{VIEW_FOLDERS["left"]}'):
+    for name in list_png_names(f'{root}/{VIEW_FOLDERS["left"]}'):
         views = {view: to_float(read_image(f'{root}/{folder}/{name}')) for view, folder in VIEW_FOLDERS.items()}
         measurements += measure_scene(name, views)
         balance[name] = view_balance(views)

@@ -7,9 +7,7 @@ reported and skipped; the caller gets the list of failures. ``docs/inference.md`
 """
 
 import contextlib
-import csv
 import errno
-import io
 import logging
 import resource
 import time
@@ -23,9 +21,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dmtnet_arch.data.data_util import (
     DualPixelSample,
-    check_views_match,
     identical_views,
     pair_views_by_name,
+    read_sample_views,
     scene_name,
 )
 from dmtnet_arch.utils.checkpoint import (
@@ -35,10 +33,10 @@ from dmtnet_arch.utils.checkpoint import (
     read_checkpoint,
     resolve_weights,
 )
-from dmtnet_arch.utils.device_util import AMP_DTYPES
-from dmtnet_arch.utils.file_util import DISK_FULL_ERRNOS, temporary_name, write_bytes_atomically
-from dmtnet_arch.utils.img_util import bit_depth, read_image, to_float, write_image
-from dmtnet_arch.utils.options import check_device, read_option_file
+from dmtnet_arch.utils.device_util import AMP_DTYPES, check_device
+from dmtnet_arch.utils.file_util import DISK_FULL_ERRNOS, csv_bytes, temporary_name, write_bytes_atomically
+from dmtnet_arch.utils.img_util import bit_depth, float_to_integer, img2tensor, tensor2img, to_float, write_image
+from dmtnet_arch.utils.options import read_option_file
 from dmtnet_arch.utils.tile_util import check_tiling, tiled_forward
 
 logger = logging.getLogger('dmtnet_arch.tools.inference')
@@ -113,6 +111,33 @@ def build_from_options(network_options: dict, weights: str, param_key: str | Non
     return net.eval()
 
 
+PARAM_KEY_HELP = 'params or params_ema (default: params_ema when present, else params)'
+
+
+def add_network_arguments(parser, opt_required: bool = True, weights_required: bool = False, many: bool = False):
+    """The network arguments every script takes alike: ``-opt/--opt``, ``--weights`` (repeatable with ``many``) and
+    ``--param-key``; :func:`load_network` builds what they name."""
+    opt_help = 'option file with network_g (and path: pretrain_network_g)'
+    parser.add_argument(
+        '-opt', '--opt', required=opt_required, help=opt_help + ('' if opt_required else "; default: the checkpoint's")
+    )
+    weights_help = 'checkpoint file or built-in name (synthetic-T); overrides pretrain_network_g'
+    if many:
+        parser.add_argument('--weights', action='append', default=[], help=weights_help + '; repeatable')
+    else:
+        parser.add_argument('--weights', required=weights_required, help=weights_help)
+    parser.add_argument('--param-key', help=PARAM_KEY_HELP)
+
+
+def load_network(opt_file=None, weights: str | None = None, param_key: str | None = None) -> tuple:
+    """``(network, network_g)``: the registered network that the option file's ``network_g`` (without an option
+    file, the checkpoint's record) describes, in eval mode, with ``weights`` (else the option file's ``path:
+    pretrain_network_g``) loaded; no weights is an error, never random weights."""
+    options = read_options(opt_file) if opt_file else options_from_checkpoint(weights)
+    net = build_from_options(options['network_g'], weights_path(options, weights, opt_file), param_key)
+    return net, options['network_g']
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Reading and writing
 
@@ -137,11 +162,8 @@ def read_input(sample: DualPixelSample, channels: int) -> InputPair:
     """Read the views of a sample, check they match, and stack what the network takes; errors name the files."""
     if Path(sample.left).resolve() == Path(sample.right).resolve():
         raise ValueError(f'{sample.left} is given as both the left and the right view')
-    views = {sample.left: read_image(sample.left), sample.right: read_image(sample.right)}
-    if channels == 3 and sample.combined:
-        views[sample.combined] = read_image(sample.combined)
-    check_views_match(views)
-    problem = identical_views(sample.left, sample.right, views[sample.left], views[sample.right])
+    views = read_sample_views(sample, ('left', 'right', 'combined') if channels == 3 else ('left', 'right'))
+    problem = identical_views(sample.left, sample.right, views['left'], views['right'])
     if problem:
         logger.warning(f'{sample.name}: {problem}; the output will be worse than with a real pair')
     left, right, *combined = (to_float(image) for image in views.values())
@@ -152,16 +174,7 @@ def read_input(sample: DualPixelSample, channels: int) -> InputPair:
         note = f'combined view {sample.combined}' if combined else 'mean of the left and right views'
     else:
         raise ValueError(f'the network takes {channels} input channels; only 6 (left, right) or 3 are supported')
-    lq = torch.from_numpy(np.ascontiguousarray(stacked.transpose(2, 0, 1)))[None]
-    first = next(iter(views.values()))
-    return InputPair(output_name(sample), lq, bit_depth(first), note)
-
-
-def to_integer_image(output: torch.Tensor, bits: int) -> np.ndarray:
-    """(1, 3, H, W) float output -> H x W x 3 RGB uint8 or uint16, clipped to [0, 1] and rounded."""
-    rgb = output[0].detach().float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
-    dtype, top = (np.uint8, 255) if bits == 8 else (np.uint16, 65535)
-    return np.round(rgb * top).astype(dtype)
+    return InputPair(output_name(sample), img2tensor(stacked)[None], bit_depth(views['left']), note)
 
 
 def pairs_from_arguments(left: str, right: str) -> tuple[list, list]:
@@ -250,7 +263,20 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass
 class Deblurrer:
-    """A network ready to run: device, mixed precision, memory layout, compilation, tiling and OOM fallback."""
+    """A network ready to run: device, mixed precision, memory layout, compilation, tiling and OOM fallback.
+
+    Args:
+        net (torch.nn.Module): The network with its weights (moved to ``device``, eval mode).
+        device (torch.device): Where it runs. Default: the CPU.
+        amp (str | None): Autocast dtype, 'bf16' or 'fp16' (a GPU only); None runs float32. Default: None.
+        channels_last (bool): Channels-last memory layout for the network and its inputs. Default: False.
+        compile (bool | str): Run through ``torch.compile``: True for 'inductor', or a backend name ('eager' in
+            tests). Default: False.
+        tile (int | None): Run in ``tile`` x ``tile`` raised-cosine-blended tiles; None runs whole images and falls
+            back to tiles when one does not fit in memory. Default: None.
+        tile_overlap (int): Overlap of neighbouring tiles, in pixels. Default: 64.
+        record_alpha (bool): Keep each call's DMSSRM scale weights (a DMTNet with DMSSRMs only). Default: False.
+    """
 
     net: torch.nn.Module
     device: torch.device = field(default_factory=lambda: torch.device('cpu'))
@@ -372,7 +398,7 @@ def deblur_one(deblurrer: Deblurrer, sample: DualPixelSample, output_dir: Path, 
         pair = read_input(sample, channels)
         output = deblurrer(pair.lq, pair.name)
         out_bits = bits or pair.bits
-        write_image(output_dir / pair.name, to_integer_image(output, out_bits))
+        write_image(output_dir / pair.name, float_to_integer(tensor2img(output), out_bits))
     except Exception as error:  # one bad pair must not lose the others (KeyboardInterrupt is not an Exception)
         if isinstance(error, OSError) and error.errno in STOP_RUN_ERRNOS:
             raise  # a full or read-only disk: every later image would be computed only to fail the same way
@@ -390,11 +416,10 @@ def write_alpha_csv(path, alphas: dict, blur: dict | None = None, blur_label: st
     2^(j-1)); ``alphas`` maps an image to its (DMSSRMs, S) array, ``blur`` (optional) to its amount of blur."""
     extra = [blur_label] if blur is not None else []
     num_scales = max((table.shape[1] for table in alphas.values()), default=3)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(['image', *extra, 'dmssrm', *[f'alpha_{j + 1}' for j in range(num_scales)]])
+    header = ['image', *extra, 'dmssrm', *[f'alpha_{j + 1}' for j in range(num_scales)]]
+    rows = []
     for image, table in alphas.items():
         blur_value = [f'{blur[image]:.4f}'] if blur is not None else []
         for stage, values in enumerate(table, start=1):
-            writer.writerow([image, *blur_value, stage, *[f'{value:.6f}' for value in values]])
-    write_bytes_atomically(path, buffer.getvalue().encode())
+            rows.append([image, *blur_value, stage, *[f'{value:.6f}' for value in values]])
+    write_bytes_atomically(path, csv_bytes(header, rows, lineterminator='\n'))

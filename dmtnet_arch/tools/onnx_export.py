@@ -57,7 +57,17 @@ def export_onnx(
 ) -> dict:
     """Write ``net`` as ONNX to ``path`` (atomically); dynamic H and W unless ``height`` and ``width`` are given.
 
-    Returns what a user of the file needs to know: input shape, whether H/W are dynamic, the opset."""
+    Args:
+        net (torch.nn.Module): The network with its weights (put in eval mode on the CPU).
+        path: The .onnx file to write.
+        channels (int): Input channels: 6 (left then right view) or 3 (one image).
+        height (int | None): Fixed input height, with ``width``; None for a dynamic height and width. Default: None.
+        width (int | None): Fixed input width, with ``height``. Default: None.
+        opset (int): ONNX opset. Default: :data:`OPSET`.
+
+    Returns:
+        dict: What a user of the file needs to know: input shape, whether H and W are dynamic (and the smallest
+        side then), the opset."""
     check_export_arguments(height, width, opset)
     dynamic = height is None
     size = trace_size(net) if dynamic else (height, width)
@@ -71,9 +81,16 @@ def export_onnx(
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
             torch.onnx.export(
-                net, (example,), str(temp), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes, do_constant_folding=True,
-            )  # fmt: skip
+                net,
+                (example,),
+                str(temp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True,
+            )
 
     write_atomically(path, write)
     return {
@@ -86,7 +103,7 @@ def export_onnx(
 
 def onnx_outputs(path, lq: np.ndarray) -> np.ndarray:
     """The ONNX file's output for ``lq`` (N, C, H, W float32) on onnxruntime's CPU provider."""
-    import onnxruntime
+    import onnxruntime  # optional dependency (the export extra)
 
     session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     return session.run(None, {INPUT_NAME: lq.astype(np.float32)})[0]

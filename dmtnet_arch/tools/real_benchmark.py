@@ -6,8 +6,6 @@ once swapped. A network that uses the dual-pixel disparity does clearly better i
 ``scripts/real_benchmark.py`` is the command; ``docs/synthetic_data.md`` says how it is used.
 """
 
-import csv
-import io
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -16,15 +14,23 @@ import torch
 
 from dmtnet_arch.data.data_util import (
     VIEW_FOLDERS,
-    check_views_match,
     dpdd_folders,
     pair_dpdd_layout,
     pair_folder_layout,
+    read_sample_views,
 )
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr, calculate_dp_ssim
-from dmtnet_arch.tools.inference import Deblurrer, to_integer_image
-from dmtnet_arch.utils.file_util import write_bytes_atomically
-from dmtnet_arch.utils.img_util import bit_depth, read_image, to_float, write_image
+from dmtnet_arch.tools.inference import Deblurrer
+from dmtnet_arch.utils.file_util import csv_bytes, write_bytes_atomically
+from dmtnet_arch.utils.img_util import (
+    bit_depth,
+    float_to_integer,
+    img2tensor,
+    read_image,
+    tensor2img,
+    to_float,
+    write_image,
+)
 
 
 @dataclass(frozen=True)
@@ -75,12 +81,10 @@ def scenes_with_targets(root, split: str = 'test') -> list:
 
 def read_scene(sample) -> dict:
     """The views of a scene as float RGB; without a combined capture, the mean of the views stands in for it."""
-    paths = sample.views()
-    images = {path: read_image(path) for path in paths.values()}
-    check_views_match(images)
-    views = {view: to_float(images[path]) for view, path in paths.items()}
+    images = read_sample_views(sample)
+    views = {view: to_float(image) for view, image in images.items()}
     views.setdefault('combined', (views['left'] + views['right']) / 2)
-    views['bits'] = bit_depth(images[paths['left']])
+    views['bits'] = bit_depth(images['left'])
     return views
 
 
@@ -92,13 +96,12 @@ def blurred_as_stored(views: dict) -> np.ndarray:
 
 def as_input(first: np.ndarray, second: np.ndarray) -> torch.Tensor:
     """(1, 6, H, W): the first view's channels, then the second's."""
-    stacked = np.concatenate([first, second], axis=2).transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(stacked, dtype=np.float32))[None]
+    return img2tensor(np.concatenate([first, second], axis=2).astype(np.float32))[None]
 
 
 def output_as_saved(deblurrer: Deblurrer, lq: torch.Tensor, bits: int, name: str) -> np.ndarray:
     """The network's output as the inference command writes it: clipped and rounded to the input's bit depth."""
-    return to_integer_image(deblurrer(lq, name), bits)
+    return float_to_integer(tensor2img(deblurrer(lq, name)), bits)
 
 
 def score(image: np.ndarray, target: np.ndarray) -> tuple[float, float]:
@@ -124,12 +127,11 @@ def mean_score(scores: list) -> SceneScore:
 
 def scores_csv(scores: list) -> bytes:
     """One row per scene and a last ``mean`` row, with :data:`SCORE_COLUMNS`."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(SCORE_COLUMNS)
-    for row in [*scores, mean_score(scores)]:
-        writer.writerow([row.name, *[number_text(getattr(row, column)) for column in SCORE_COLUMNS[1:]]])
-    return buffer.getvalue().encode()
+    rows = [
+        [row.name, *[number_text(getattr(row, column)) for column in SCORE_COLUMNS[1:]]]
+        for row in [*scores, mean_score(scores)]
+    ]
+    return csv_bytes(SCORE_COLUMNS, rows, lineterminator='\n')
 
 
 def number_text(value: float, digits: int = 4, sign: str = '') -> str:

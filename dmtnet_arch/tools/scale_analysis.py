@@ -13,13 +13,14 @@ import torch
 
 from dmtnet_arch.data.data_util import (
     VIEW_FOLDERS,
-    check_views_match,
     dpdd_folders,
     pair_dpdd_layout,
     pair_folder_layout,
+    read_sample_views,
 )
-from dmtnet_arch.data.synthetic_dp import DEFOCUS_FOLDER
-from dmtnet_arch.utils.img_util import read_image, to_float
+from dmtnet_arch.data.synthetic_dp import has_defocus, load_defocus
+from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr
+from dmtnet_arch.utils.img_util import img2tensor, to_float
 
 
 @dataclass
@@ -98,22 +99,20 @@ def test_set_samples(root, split: str = 'test') -> tuple[list, str]:
         return pair_dpdd_layout(root, split), 'blurred_psnr_db'
     folders = {view: root / name for view, name in VIEW_FOLDERS.items()}
     samples = pair_folder_layout(folders['left'], folders['right'], folders['target'])
-    if (root / DEFOCUS_FOLDER).is_dir():
+    if has_defocus(root):
         return samples, 'mean_abs_defocus_px'
     return samples, 'blurred_psnr_db'
 
 
 def read_test_image(sample, root, blur_measure: str) -> TestImage:
     """The network input of a sample and its amount of blur (mean |CoC| or PSNR of the views' mean vs target)."""
-    views = {path: read_image(path) for path in (sample.left, sample.right, sample.target)}
-    check_views_match(views)
-    left, right, target = (to_float(image) for image in views.values())
-    lq = torch.from_numpy(np.ascontiguousarray(np.concatenate([left, right], 2).transpose(2, 0, 1)))[None]
+    views = {view: to_float(image) for view, image in read_sample_views(sample, ('left', 'right', 'target')).items()}
+    left, right, target = views['left'], views['right'], views['target']
+    lq = img2tensor(np.concatenate([left, right], 2))[None]
     if blur_measure == 'mean_abs_defocus_px':
-        blur = float(np.abs(np.load(Path(root) / DEFOCUS_FOLDER / f'{sample.name}.npy')).mean())
+        blur = float(np.abs(load_defocus(root, sample.name)).mean())
     else:
-        mse = float(np.mean(((left + right) / 2 - target) ** 2))
-        blur = 10 * np.log10(1 / max(mse, 1e-12))
+        blur = calculate_dp_psnr((left + right) / 2, target, protocol='float')
     return TestImage(sample.name, lq, blur)
 
 

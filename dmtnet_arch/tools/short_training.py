@@ -18,10 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from dmtnet_arch.utils.file_util import write_bytes_atomically
-
 FOLDER_VIEWS = {'dataroot_lqL': 'inputL', 'dataroot_lqR': 'inputR', 'dataroot_lqC': 'inputC', 'dataroot_gt': 'target'}
 # keys that locate another data set; the folder layout above replaces them
 OTHER_LOCATIONS = ('dataroot_dpdd', 'split', 'category_file', 'meta_info_file', 'filename_tmpl', 'dataroot_lq')
@@ -36,11 +32,6 @@ class Budget:
     lr: float | None = None  # None: the model's own learning rate, held constant
     seed: int = 0
     max_iterations: int = 1_000_000  # total_iter: the clock stops training first
-
-
-def write_options(path, opt: dict) -> Path:
-    write_bytes_atomically(path, yaml.safe_dump(opt, sort_keys=False).encode())
-    return Path(path)
 
 
 def on_folder(dataset_opt: dict, root, name: str) -> dict:
@@ -135,8 +126,12 @@ def train_for(train_yml: Path, experiment: Path, seconds: float, log_path: Path)
     """
     entry = Path(__file__).resolve().parents[1] / 'train.py'
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([sys.executable, str(entry), '-opt', str(train_yml)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, str(entry), '-opt', str(train_yml)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     started = threading.Event()
 
     def copy_log():

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import torch
 
+from dmtnet_arch.utils.file_util import save_torch_atomically
 from dmtnet_arch.version import __version__
+
+# basicsr is imported where it is used: compat imports this module while it patches basicsr, and importing basicsr
+# runs basicsr/__init__.py, which imports every BasicSR subpackage and needs compat's fixes applied first.
 
 PARAM_KEYS = ('params_ema', 'params')
 # Beyond tensors and plain containers, a BasicSR training state (``<iter>.state``: epoch, iter, optimizer and
@@ -207,7 +211,9 @@ def reconcile_options(network_opt: dict, record: dict | None, path: str, where: 
     if record is None:
         return dict(network_opt)
     if network_opt.get('type') != record['type']:
-        mismatch(f'{path}: the checkpoint holds a {record["type"]}, {where}: type is {network_opt.get("type")}', strict)
+        report_mismatch(
+            f'{path}: the checkpoint holds a {record["type"]}, {where}: type is {network_opt.get("type")}', strict
+        )
         return dict(network_opt)
     defaults = arch_defaults(record['type'])
     options = dict(network_opt)
@@ -215,7 +221,7 @@ def reconcile_options(network_opt: dict, record: dict | None, path: str, where: 
     for key, saved in record['options'].items():
         if key in network_opt:
             if plain_value(network_opt[key]) != saved:
-                mismatch(
+                report_mismatch(
                     f'{path}: {where}: {key} is {network_opt[key]!r} in the options but the checkpoint was built with '
                     f'{key}: {saved!r} (checkpoint is {describe_built(record)}). Set {key}: {saved!r} or remove the '
                     "option to use the checkpoint's value.",
@@ -235,7 +241,7 @@ def reconcile_options(network_opt: dict, record: dict | None, path: str, where: 
 
 def arch_defaults(arch_type: str) -> dict | None:
     """Default constructor options of a registered network type (None when it is not registered)."""
-    from basicsr.utils.registry import ARCH_REGISTRY
+    from basicsr.utils.registry import ARCH_REGISTRY  # on use: see the note on basicsr imports above
 
     if arch_type not in ARCH_REGISTRY:
         return None
@@ -243,7 +249,7 @@ def arch_defaults(arch_type: str) -> dict | None:
     return {p.name: plain_value(p.default) for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
-def mismatch(message: str, strict: bool):
+def report_mismatch(message: str, strict: bool):
     if strict:
         raise ValueError(message)
     get_logger().warning(message + ' (loading anyway: strict_load is false)')
@@ -283,7 +289,7 @@ def key_pattern(key: str) -> str:
 @functools.cache
 def architecture_key_patterns() -> dict[str, frozenset]:
     """Key patterns of each network this plugin registers, built with its defaults on the meta device (no memory)."""
-    from basicsr.utils.registry import ARCH_REGISTRY
+    from basicsr.utils.registry import ARCH_REGISTRY  # on use: see the note on basicsr imports above
 
     patterns = {}
     for name, arch in ARCH_REGISTRY:
@@ -384,7 +390,7 @@ def check_partial_load(net, state: dict, path: str, record: dict | None, network
 
 def build_network_from_checkpoint(network_opt: dict, path: str, param_key: str | None = None, strict: bool = True):
     """Build the network of ``network_opt`` with what it leaves unset taken from the checkpoint, and load it."""
-    from basicsr.archs import build_network
+    from basicsr.archs import build_network  # on use: see the note on basicsr imports above
 
     checkpoint = read_checkpoint(path)
     record = checkpoint_record(checkpoint, path)
@@ -410,7 +416,7 @@ def adopt_checkpoint_options(opt: dict):
 
 
 def get_logger():
-    from basicsr.utils import get_root_logger
+    from basicsr.utils import get_root_logger  # on use: see the note on basicsr imports above
 
     return get_root_logger()
 
@@ -418,8 +424,6 @@ def get_logger():
 def package_checkpoint(source: str, destination: str, param_key: str | None = None, note: str = '') -> dict:
     """Write the network weights of a training checkpoint (``params_ema`` when present) with its ``built_with``
     record and a ``note`` saying what it was trained on, and nothing else; returns what was written."""
-    from dmtnet_arch.utils.file_util import save_torch_atomically
-
     checkpoint = read_checkpoint(source)
     record = checkpoint_record(checkpoint, source)
     if record is None:

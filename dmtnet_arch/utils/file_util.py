@@ -59,9 +59,10 @@ def is_disk_full(error: BaseException) -> bool:
     return any(os.strerror(code) in str(error) for code in DISK_FULL_ERRNOS)
 
 
-def csv_bytes(header: list, rows: list[list]) -> bytes:
+def csv_bytes(header: list, rows: list[list], lineterminator: str = '\r\n') -> bytes:
+    """A CSV table (``header``, then ``rows``) as bytes to write; ``lineterminator`` as :mod:`csv` takes it."""
     text = io.StringIO()
-    writer = csv.writer(text)
+    writer = csv.writer(text, lineterminator=lineterminator)
     writer.writerow(header)
     writer.writerows(rows)
     return text.getvalue().encode()

@@ -69,7 +69,7 @@ def write_view_lmdb(view_dir: Path, lmdb_path: Path, names: list):
     """One view's PNGs into an LMDB through BasicSR's maker (16-bit PNGs stay 16-bit), keyed by file stem, built
     under a temporary name and renamed. The map size is set from the files: BasicSR's estimate from the first
     image is too small when PNGs compress unevenly (MapFullError)."""
-    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs  # basicsr on use: utils stay importable before it
 
     temp = lmdb_path.with_name(f'.{lmdb_path.stem}.partial.lmdb')
     shutil.rmtree(temp, ignore_errors=True)

@@ -18,9 +18,17 @@ import math
 import os
 import types
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Union, get_args, get_origin
 
+import torch
+import yaml
+
 from dmtnet_arch.utils.checkpoint import resolve_weights
+from dmtnet_arch.utils.file_util import write_bytes_atomically
+
+# basicsr is imported where it is used: importing it runs basicsr/__init__.py, which imports every BasicSR
+# subpackage and needs compat's fixes applied first; this module must stay importable before that.
 
 PLUGIN_PACKAGE = 'dmtnet_arch'
 SCALAR_TYPES = (bool, int, float, str, list, tuple, dict)
@@ -28,9 +36,16 @@ SCALAR_TYPES = (bool, int, float, str, list, tuple, dict)
 ALLOW_RANDOM_WEIGHTS = 'allow_random_weights'
 # path: keys BasicSR reads or writes whatever the networks are called (the per-network ones are added per label).
 PATH_KEYS = (
-    'resume_state', 'ignore_resume_networks', 'experiments_root', 'models', 'training_states', 'log',
-    'visualization', 'results_root', ALLOW_RANDOM_WEIGHTS,
-)  # fmt: skip
+    'resume_state',
+    'ignore_resume_networks',
+    'experiments_root',
+    'models',
+    'training_states',
+    'log',
+    'visualization',
+    'results_root',
+    ALLOW_RANDOM_WEIGHTS,
+)
 PER_NETWORK_PATH_KEYS = ('pretrain_network_{}', 'param_key_{}', 'strict_load_{}')
 
 
@@ -223,7 +238,7 @@ def signature_schema(function, skip: tuple = ()) -> dict | None:
     }
 
 
-def registered(registry, kind: str, where: str, name):
+def get_registered(registry, kind: str, where: str, name):
     """The class or function registered as ``name``; an error naming the option and the closest name otherwise."""
     if not isinstance(name, str) or not (name in registry or f'{name}_basicsr' in registry):
         raise OptionError(f'{where}: no {kind} named {name!r} is registered{closest_key(name, registry.keys())}')
@@ -246,19 +261,19 @@ def check_constructor_block(where: str, block: dict, target, skip: tuple = ()):
 
 
 def check_network(where: str, block: dict, plugin_model: bool):
-    from basicsr.utils.registry import ARCH_REGISTRY
+    from basicsr.utils.registry import ARCH_REGISTRY  # on use: see the note on basicsr imports above
 
-    arch = registered(ARCH_REGISTRY, 'network', f'{where}: type', block.get('type'))
+    arch = get_registered(ARCH_REGISTRY, 'network', f'{where}: type', block.get('type'))
     if plugin_model or is_plugin_owned(arch):
         check_constructor_block(where, block, arch)
 
 
 def check_dataset(where: str, block: dict):
-    from basicsr.utils.registry import DATASET_REGISTRY
+    from basicsr.utils.registry import DATASET_REGISTRY  # on use: see the note on basicsr imports above
 
     if not isinstance(block, dict):
         raise OptionError(f'{where} must be a mapping of options, got {block!r}')
-    dataset = registered(DATASET_REGISTRY, 'dataset', f'{where}: type', block.get('type'))
+    dataset = get_registered(DATASET_REGISTRY, 'dataset', f'{where}: type', block.get('type'))
     schema = getattr(dataset, 'option_schema', None)
     if schema is not None:
         check_block(where, block, {**LOADER_SCHEMA, **schema})
@@ -279,11 +294,11 @@ def check_datasets(datasets: dict):
 
 
 def check_metric(where: str, block: dict, plugin_model: bool):
-    from basicsr.utils.registry import METRIC_REGISTRY
+    from basicsr.utils.registry import METRIC_REGISTRY  # on use: see the note on basicsr imports above
 
     if not isinstance(block, dict):
         raise OptionError(f'{where} must be a mapping of options, got {block!r}')
-    metric = registered(METRIC_REGISTRY, 'metric', f'{where}: type', block.get('type'))
+    metric = get_registered(METRIC_REGISTRY, 'metric', f'{where}: type', block.get('type'))
     if not (plugin_model or is_plugin_owned(metric)):
         return
     parameters = inspect.signature(metric).parameters.values()
@@ -300,8 +315,7 @@ def check_metric(where: str, block: dict, plugin_model: bool):
 
 def check_train_entry(where: str, key: str, block):
     """``optim_*`` against the torch optimizer, ``*_opt`` against the registered loss, ``scheduler`` by its type."""
-    import torch
-    from basicsr.utils.registry import LOSS_REGISTRY
+    from basicsr.utils.registry import LOSS_REGISTRY  # on use: see the note on basicsr imports above
 
     if key.startswith('optim_'):
         optimizer = getattr(torch.optim, str(block.get('type')), None)
@@ -309,7 +323,7 @@ def check_train_entry(where: str, key: str, block):
             raise OptionError(f'{where}: type: no torch optimizer named {block.get("type")!r}')
         check_constructor_block(where, block, optimizer, skip=('params',))
     elif key.endswith('_opt'):
-        loss = registered(LOSS_REGISTRY, 'loss', f'{where}: type', block.get('type'))
+        loss = get_registered(LOSS_REGISTRY, 'loss', f'{where}: type', block.get('type'))
         check_constructor_block(where, block, loss)
     elif key == 'scheduler' and block.get('type') in SCHEDULER_SCHEMAS:
         check_block(where, block, {'type': Option(str), **SCHEDULER_SCHEMAS[block['type']]})
@@ -399,8 +413,6 @@ def check_path(opt: dict, model_path_keys=()):
 
 def check_gpu_count(opt: dict):
     """``num_gpu`` (after BasicSR resolved ``auto``) must not ask for more GPUs than PyTorch sees."""
-    import torch
-
     requested = opt.get('num_gpu', 0)
     if requested in (None, 'auto'):
         return
@@ -417,8 +429,6 @@ def check_gpu_count(opt: dict):
 def read_option_file(path) -> dict:
     """An option file as a dict (YAML, BasicSR's ``!!float`` tags included); a missing file or one that is not a
     mapping is an error naming it."""
-    import yaml
-
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path}: option file not found')
     with open(path) as f:
@@ -428,31 +438,22 @@ def read_option_file(path) -> dict:
     return opt
 
 
-def check_device(requested: str, where: str = '--device'):
-    """A device name such as ``cuda`` or ``cuda:1`` must exist here; one clear message when it does not."""
-    import torch
-
-    try:
-        device = torch.device(requested)
-    except RuntimeError as error:
-        raise OptionError(f'{where} {requested!r} is not a device name ({error})') from error
-    if device.type == 'cuda':
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (device.index or 0) >= count:
-            raise OptionError(f'{where} {requested}: PyTorch sees {count} GPU(s) on this machine; use {where} cpu')
-    return device
+def write_option_file(path, opt: dict) -> Path:
+    """Write ``opt`` as a YAML option file (keys in their order), atomically; returns the path."""
+    write_bytes_atomically(path, yaml.safe_dump(opt, sort_keys=False).encode())
+    return Path(path)
 
 
 def model_class(opt: dict):
-    from basicsr.utils.registry import MODEL_REGISTRY
+    from basicsr.utils.registry import MODEL_REGISTRY  # on use: see the note on basicsr imports above
 
-    return registered(MODEL_REGISTRY, 'model', 'model_type', opt.get('model_type'))
+    return get_registered(MODEL_REGISTRY, 'model', 'model_type', opt.get('model_type'))
 
 
 def uses_plugin(opt: dict) -> bool:
     """Whether an option file names a model, network, dataset or metric this plugin registers. Option files of
     other BasicSR models and plugins are left to BasicSR: installing this plugin must not change how they run."""
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY  # on use
 
     def owned(registry, name) -> bool:
         return isinstance(name, str) and name in registry and is_plugin_owned(registry.get(name))

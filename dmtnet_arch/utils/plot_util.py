@@ -154,8 +154,9 @@ def plot_psnr_vs_complexity(points: list[ComplexityPoint], path, measured_on: st
 def draw_group(ax, group: list[ComplexityPoint], attribute: str, colour: str, marker: str, legend: str):
     """Labelled markers of one group; its DMTNet variants joined in order of complexity."""
     xs = [getattr(p, attribute) for p in group]
-    handle = ax.scatter(xs, [p.psnr for p in group], c=colour, marker=marker, s=110 if marker == '*' else 45,
-                        label=legend, zorder=3)  # fmt: skip
+    handle = ax.scatter(
+        xs, [p.psnr for p in group], c=colour, marker=marker, s=110 if marker == '*' else 45, label=legend, zorder=3
+    )
     for p, x in zip(group, xs, strict=True):
         ax.annotate(p.label, (x, p.psnr), textcoords='offset points', xytext=(5, 4), fontsize=8, color=colour)
     variants = sorted((p for p in group if p.family == 'DMTNet'), key=lambda p: getattr(p, attribute))

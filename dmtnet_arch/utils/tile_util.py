@@ -12,13 +12,13 @@ from collections.abc import Callable
 import torch
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets along one axis: every ``tile - overlap`` pixels, the last tile flush with the far border."""
-    if tile >= length:
+def window_starts(length: int, size: int, stride: int) -> list[int]:
+    """Start offsets of ``size``-pixel windows along an axis of ``length`` pixels: every ``stride`` pixels, the last
+    window flush with the far border; one window at 0 when it covers the axis. Tiles (stride ``tile - overlap``)
+    and training crops (:func:`dmtnet_arch.data.dpdd_crops.crop_grid`) both use it."""
+    if size >= length:
         return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    return starts + [length - tile]
+    return [*range(0, length - size, stride), length - size]
 
 
 def raised_cosine_ramp(length: int, device=None) -> torch.Tensor:
@@ -55,8 +55,8 @@ def tiled_forward(
     check_tiling(tile, overlap)
     n, _, h, w = lq.shape
     out = weight = None
-    for y in tile_starts(h, tile, overlap):
-        for x in tile_starts(w, tile, overlap):
+    for y in window_starts(h, tile, tile - overlap):
+        for x in window_starts(w, tile, tile - overlap):
             crop = lq[..., y : y + tile, x : x + tile]
             tile_out = net(crop).float()
             th, tw = crop.shape[-2:]
@@ -73,7 +73,7 @@ def blended_zone_mask(height: int, width: int, tile: int, overlap: int) -> torch
     """(H, W) bool: the pixels where two or more tiles are blended, i.e. along the tile borders."""
     check_tiling(tile, overlap)
     coverage = torch.zeros(height, width)
-    for y in tile_starts(height, tile, overlap):
-        for x in tile_starts(width, tile, overlap):
+    for y in window_starts(height, tile, tile - overlap):
+        for x in window_starts(width, tile, tile - overlap):
             coverage[y : y + tile, x : x + tile] += 1
     return coverage > 1

@@ -396,7 +396,9 @@ def test_dpdnet_keras_converter_round_trip(tmp_path, monkeypatch, capsys):
     output = tmp_path / 'converted' / 'DPDNet.pth'
     argv = ['convert_dpdnet_keras.py', '--input', str(keras_file), '--output', str(output), '--base-channels', '4']
     monkeypatch.setattr(sys, 'argv', argv)
-    runpy.run_path(str(REPO / 'scripts' / 'convert_dpdnet_keras.py'), run_name='__main__')
+    with pytest.raises(SystemExit) as finished:
+        runpy.run_path(str(REPO / 'scripts' / 'convert_dpdnet_keras.py'), run_name='__main__')
+    assert finished.value.code == 0
     assert 'channels reordered BGR -> RGB' in capsys.readouterr().out
     assert temp_files(output.parent) == []
     converted = torch.load(output, weights_only=True)

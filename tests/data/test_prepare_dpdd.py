@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import dmtnet_arch  # noqa: F401  (registers DualPixelDataset)
-from dmtnet_arch.data.dpdd_crops import GRID_RECORD, crop_grid, crop_starts, select_sharpest, sharpness_scores
+from dmtnet_arch.data.dpdd_crops import GRID_RECORD, crop_grid, select_sharpest, sharpness_scores
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
 from dmtnet_arch.utils.img_util import decode_image, read_image
+from dmtnet_arch.utils.tile_util import window_starts
 from tests.helpers import load_script, make_dpdd
 
 HEIGHT, WIDTH, CROP, STRIDE = 40, 56, 16, 8
@@ -46,7 +47,7 @@ def make_folder_layout(root, names=('a', 'b')):
 def run(prepare_dpdd, source, out, *extra):
     """Run the script's main on small crops; returns its crop count per split."""
     argv = ['--input', str(source), '--out', str(out), '--crop-size', str(CROP), '--stride', str(STRIDE), *extra]
-    return prepare_dpdd.main(argv)
+    return prepare_dpdd.prepare(argv)
 
 
 def files_in(folder):
@@ -57,16 +58,16 @@ def files_in(folder):
 def test_dpdd_sized_image_gives_4_rows_by_7_columns():
     grid = crop_grid(1120, 1680, 512, 204)
     assert len(grid) == 28
-    assert crop_starts(1120, 512, 204) == [0, 204, 408, 608]
-    assert crop_starts(1680, 512, 204) == [0, 204, 408, 612, 816, 1020, 1168]
+    assert window_starts(1120, 512, 204) == [0, 204, 408, 608]
+    assert window_starts(1680, 512, 204) == [0, 204, 408, 612, 816, 1020, 1168]
     assert grid[0] == (0, 0, 0, 0) and grid[-1] == (3, 6, 608, 1168)
 
 
 def test_crop_starts_edge_cases():
-    assert crop_starts(512, 512, 204) == [0]
-    assert crop_starts(716, 512, 204) == [0, 204]
+    assert window_starts(512, 512, 204) == [0]
+    assert window_starts(716, 512, 204) == [0, 204]
     with pytest.raises(ValueError, match='smaller than the crop size'):
-        crop_starts(500, 512, 204)
+        crop_grid(500, 600, 512, 204)
 
 
 def test_sharpness_ranks_blurred_below_sharp():
@@ -203,7 +204,7 @@ def test_prepare_dpdd_rerun_on_another_grid_never_mixes_grids(tmp_path, monkeypa
     root = make_dpdd(tmp_path / 'DPDD', ['a', 'b'], size=32, split='train')
     out = tmp_path / 'crops'
     args = ['--input', str(root), '--layout', 'dpdd', '--out', str(out), '--crop-size', '16']
-    assert prepare.main([*args, '--stride', '8']) == {'train': 2 * 9}
+    assert prepare.prepare([*args, '--stride', '8']) == {'train': 2 * 9}
     assert len(list((out / 'train' / 'inputL').iterdir())) == 18
     written = []
 

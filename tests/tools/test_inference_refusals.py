@@ -50,7 +50,7 @@ def test_output_among_the_inputs_is_refused_before_anything_runs(tmp_path, check
     argv = [str(a) for a in layout_and_arguments(tmp_path, case)]
     before = snapshot(tmp_path)
     script = load_script('inference')
-    monkeypatch.setattr(script, 'build_from_options', lambda *a, **k: pytest.fail('the network was built'))
+    monkeypatch.setattr(script, 'load_network', lambda *a, **k: pytest.fail('the network was built'))
     with pytest.raises(ValueError, match=message) as refused:
         script.main(['--weights', str(checkpoint), *argv, '--quiet', '--device', 'cpu'])
     assert f'--output {argv[-1]} ' in str(refused.value)
@@ -72,7 +72,7 @@ def test_unwritable_output_is_an_error_before_the_network_runs(tmp_path, checkpo
         link = full_disk_link(tmp_path)
         monkeypatch.setattr(inference, 'temporary_name', lambda path: link)
     script = load_script('inference')
-    monkeypatch.setattr(script, 'build_from_options', lambda *a, **k: pytest.fail('the network was built'))
+    monkeypatch.setattr(script, 'load_network', lambda *a, **k: pytest.fail('the network was built'))
     argv = ['--weights', str(checkpoint), '--input', str(tmp_path / 'in'), '--output', str(output), '--quiet']
     with pytest.raises(OSError, match=f'--output {output}: cannot write there') as refused:
         script.main(argv)
@@ -86,14 +86,14 @@ def test_a_full_disk_stops_inference_at_the_first_image_naming_it(tmp_path, chec
         write_image(tmp_path / f'in/{name}_R.png', random_rgb(2))
     script = load_script('inference')
     runs = []
-    build = script.build_from_options
+    build = script.load_network
 
     def counting_build(*args, **kwargs):
-        net = build(*args, **kwargs)
+        net, network_options = build(*args, **kwargs)
         net.register_forward_hook(lambda *_: runs.append(1))
-        return net
+        return net, network_options
 
-    monkeypatch.setattr(script, 'build_from_options', counting_build)
+    monkeypatch.setattr(script, 'load_network', counting_build)
     link = full_disk_link(tmp_path)
     monkeypatch.setattr(file_util, 'temporary_name', lambda path: link)  # the images, not the probe, hit the full disk
     argv = ['--weights', str(checkpoint), '--input', str(tmp_path / 'in'), '--output', str(tmp_path / 'out')]

@@ -17,9 +17,10 @@ from dmtnet_arch.data.synthetic_dp import generate_dataset
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr
 from dmtnet_arch.metrics.lpips_metric import lpips_availability
 from dmtnet_arch.tools.complexity import count_macs
-from dmtnet_arch.tools.leaderboard import PUBLISHED_TABLE1
-from dmtnet_arch.tools.short_training import matching_test_options, write_options
+from dmtnet_arch.tools.published import PUBLISHED_TABLE1
+from dmtnet_arch.tools.short_training import matching_test_options
 from dmtnet_arch.utils.options import read_option_file as read_options
+from dmtnet_arch.utils.options import write_option_file
 from tests.helpers import REPO, eval_options, make_data, write_yaml
 
 # the DMTNet rows use a tiny DMTNet so that the test stays fast; peers run as their shipped test options define them
@@ -56,7 +57,7 @@ def board(tmp_path_factory):
     def option_file(stem: str, test_opt: dict, network: dict, weights_path: Path) -> Path:
         opt = matching_test_options(test_opt, {'network_g': network, 'manual_seed': 0}, stem, data, weights_path)
         opt['datasets']['test']['category_file'] = str(categories)
-        return write_options(tmp / f'{stem}.yml', opt)
+        return write_option_file(tmp / f'{stem}.yml', opt)
 
     files = [
         option_file('tiny_trained', shipped['DMTNet'], TINY_DMTNET, weights),
@@ -70,7 +71,7 @@ def board(tmp_path_factory):
     broken = read_options(files[0])
     broken['name'] = 'broken_data'
     broken['datasets']['test']['dataroot_gt'] = str(tmp / 'no_such_folder')
-    files.append(write_options(tmp / 'broken_data.yml', broken))
+    files.append(write_option_file(tmp / 'broken_data.yml', broken))
 
     out = tmp / 'out'
     command = [

@@ -8,7 +8,8 @@ import torch
 import yaml
 
 import dmtnet_arch  # noqa: F401
-from dmtnet_arch.utils.options import OptionError, check_device, check_options
+from dmtnet_arch.utils.device_util import check_device
+from dmtnet_arch.utils.options import OptionError, check_options
 from tests.helpers import REPO, changed, load_script, refused, shipped
 
 OPTIONS = sorted((REPO / 'options').glob('*.yml'))

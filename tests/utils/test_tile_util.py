@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dmtnet_arch.utils.tile_util import raised_cosine_ramp, tile_starts, tile_window, tiled_forward
+from dmtnet_arch.utils.tile_util import raised_cosine_ramp, tile_window, tiled_forward, window_starts
 
 
 class ConstantOutput(nn.Module):
@@ -29,7 +29,7 @@ def test_ramps_of_two_neighbours_sum_to_one():
 
 @pytest.mark.parametrize(('length', 'tile', 'overlap'), [(224, 64, 16), (100, 40, 10)])
 def test_raw_windows_sum_to_one_where_tiles_overlap_by_the_overlap(length, tile, overlap):
-    starts = tile_starts(length, tile, overlap)
+    starts = window_starts(length, tile, tile - overlap)
     assert starts[0] == 0 and starts[-1] == length - tile
     total = torch.zeros(length)
     for start in starts:
@@ -61,7 +61,7 @@ def test_tiles_that_disagree_meet_without_a_step():
     tile, overlap = 64, 32
     out = tiled_forward(TileMean(), x, tile, overlap)[0, 0, 0]
     jumps = (out[1:] - out[:-1]).abs()
-    tile_means = [x[0, 0, 0, s : s + tile].mean() for s in tile_starts(160, tile, overlap)]
+    tile_means = [x[0, 0, 0, s : s + tile].mean() for s in window_starts(160, tile, tile - overlap)]
     largest_disagreement = max(abs(a - b) for a, b in zip(tile_means, tile_means[1:], strict=False))
     assert largest_disagreement > 0.4
     # a raised-cosine ramp over `overlap` pixels changes by at most pi / (2 * overlap) of the disagreement per pixel
