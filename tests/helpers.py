@@ -46,6 +46,15 @@ NETWORK = {'type': 'DMTNet', 'variant': 'T', 'num_transformer_blocks': 1, 'upsam
 TINY = {key: value for key, value in NETWORK.items() if key != 'type'}  # DMTNet(**TINY)
 # with one DMSSRM (multi-scale reconstruction, dynamic selection): every parameter must get a gradient under DDP
 NETWORK_S = {**NETWORK, 'variant': 'S', 'num_rbm': 1, 'num_rm': 1, 'rgm_channels': 16}
+# DMTNet-S at its default width with one of everything: the scale weights exist, at a fraction of the cost
+SMALL_S = {
+    'type': 'DMTNet',
+    'variant': 'S',
+    'num_transformer_blocks': 1,
+    'upsampler_channels': 16,
+    'num_rbm': 1,
+    'num_rm': 1,
+}
 
 
 def unique_name(tag: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 import dmtnet_arch  # noqa: F401  (registers the peers)
 from dmtnet_arch.tools.benchmark import networks
-from tests.helpers import load_script
+from tests.helpers import SMALL_S, load_script
 
 
 @pytest.mark.slow
@@ -36,14 +36,7 @@ def test_training_speed_path_runs_on_cpu(monkeypatch):
     original_step = torch.optim.Adam.step
     monkeypatch.setattr(torch.optim.Adam, 'step', lambda self, *a, **k: steps.append(1) or original_step(self, *a, **k))
 
-    network = {
-        'type': 'DMTNet',
-        'variant': 'S',
-        'num_transformer_blocks': 1,
-        'upsampler_channels': 16,
-        'num_rbm': 1,
-        'num_rm': 1,
-    }
+    network = SMALL_S
     assert training_iterations_per_second(network, 'cpu', size=32, batch=2, iters=2, amp='bf16') > 0
     assert len(steps) == 3
 

@@ -18,17 +18,9 @@ from dmtnet_arch.data.data_util import split_view_name
 from dmtnet_arch.tools.inference import Deblurrer, input_channels, is_out_of_memory
 from dmtnet_arch.utils.img_util import read_image, write_image
 from dmtnet_arch.utils.tile_util import tiled_forward
-from tests.helpers import load_script
+from tests.helpers import SMALL_S, load_script
 
-# Tiny DMTNet-S: one DMSSRM, so the scale weights exist, at a fraction of the cost.
-NETWORK = {
-    'type': 'DMTNet',
-    'variant': 'S',
-    'num_transformer_blocks': 1,
-    'upsampler_channels': 16,
-    'num_rbm': 1,
-    'num_rm': 1,
-}
+NETWORK = SMALL_S
 HEIGHT, WIDTH = 24, 40
 
 
