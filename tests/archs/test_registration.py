@@ -15,7 +15,8 @@ def test_every_plugin_network_records_its_build_options():
     archs = plugin_archs()
     assert {'DMTNet', 'Restormer', 'IFAN', 'DPDNet'} <= set(archs)
     assert all(getattr(arch.__init__, 'records_options', False) for arch in archs.values())
-    assert DPDNet().build_options['type'] == 'DPDNet'
+    options = DPDNet(base_channels=4).build_options  # the defaults filled in
+    assert options == {'type': 'DPDNet', 'base_channels': 4, 'dropout_rate': 0.4, 'in_channels': 6, 'out_channels': 3}
 
 
 def test_basicsr_networks_are_not_wrapped():
