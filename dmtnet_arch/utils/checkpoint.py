@@ -27,7 +27,7 @@ TRAINING_STATE_GLOBALS = [collections.Counter]
 
 
 # Checkpoints shipped inside the package (dmtnet_arch/weights/), usable by name wherever a weights path is accepted.
-BUILTIN_WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
+BUILTIN_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / 'weights'  # dmtnet_arch/weights
 BUILTIN_WEIGHTS = {'synthetic-T': 'synthetic-T.pth'}
 
 
