@@ -13,9 +13,7 @@ import datetime
 import io
 import json
 import os
-import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -25,6 +23,7 @@ from pathlib import Path
 import torch
 
 from dmtnet_arch.tools.complexity import count_macs, count_parameters
+from dmtnet_arch.utils.device_util import PeakMemory, describe_machine, synchronize
 from dmtnet_arch.utils.file_util import write_bytes_atomically
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]
@@ -94,10 +93,10 @@ class TestTimer:
         self.input_shapes.append(tuple(args[0].shape))
 
     def __call__(self):
-        synchronize()
+        synchronize(self.model.device)
         start = time.perf_counter()
         self.test()
-        synchronize()
+        synchronize(self.model.device)
         self.seconds.append(time.perf_counter() - start)
 
     def latency_ms(self) -> float | None:
@@ -106,15 +105,15 @@ class TestTimer:
         return statistics.median(timed) * 1e3 if timed else None
 
 
-def synchronize():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+def test_device() -> str:
+    """Where ``basicsr/test.py``'s model runs: the GPU when there is one."""
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
 def peak_memory_mib() -> tuple[float, str]:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20, 'peak CUDA memory allocated'
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'peak resident memory of the test process'
+    """The test process's peak so far (never reset: it covers every test set) and what kind of memory it is."""
+    probe = PeakMemory(test_device(), reset=False)
+    return probe.peak_gib() * 1024, probe.kind
 
 
 def read_summary(results_root: Path, dataset: str, metric_opts: dict) -> tuple[dict, dict, dict]:
@@ -147,17 +146,16 @@ def complexity(net, channels: int | None) -> dict:
 
 def speed_at_size(model, timer: TestTimer, channels: int, size: tuple[int, int], bf16: bool, repeats: int = 3):
     """Latency and peak memory of ``model.test()`` on a random (1, channels, height, width) input: the same test
-    path as the images (tiling, padding), bf16 autocast through the model's ``amp_dtype`` when asked."""
+    path as the images (tiling, padding), bf16 autocast through the model's ``amp`` when asked."""
     if bf16:
-        model.amp_dtype = torch.bfloat16
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+        model.amp = 'bf16'
     timer.seconds.clear()
-    for _ in range(repeats + 1):  # the first is the warm-up
-        model.lq = torch.rand(1, channels, *size, device=model.device)
-        model.test()
-        del model.output
-    return {'speed_latency_ms': timer.latency_ms(), 'speed_peak_memory_mib': peak_memory_mib()[0]}
+    with PeakMemory(test_device()) as memory:
+        for _ in range(repeats + 1):  # the first is the warm-up
+            model.lq = torch.rand(1, channels, *size, device=model.device)
+            model.test()
+            del model.output
+    return {'speed_latency_ms': timer.latency_ms(), 'speed_peak_memory_mib': memory.peak_gib() * 1024}
 
 
 def evaluate(option_file: str, run_root: str, with_lpips: bool, speed_size=None, bf16=False) -> list[dict]:
@@ -187,8 +185,8 @@ def evaluate(option_file: str, run_root: str, with_lpips: bool, speed_size=None,
                                         seed=opt['manual_seed']))  # fmt: skip
     model = build_model(opt)
     timer = TestTimer(model)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    if test_device() == 'cuda':
+        PeakMemory('cuda').start()  # the GPU's peak from here; a CPU's is the whole test process's
     results = []
     for loader in loaders:
         dataset = loader.dataset.opt['name']
@@ -244,20 +242,6 @@ def main():
 
 # ---------------------------------------------------------------------------------------------------------------
 # all models: the tables and the figure
-
-
-def describe_machine() -> str:
-    if torch.cuda.is_available():
-        return f'{torch.cuda.get_device_name()} (CUDA), torch {torch.__version__}'
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return (
-        f'CPU only: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}'
-    )
 
 
 def run_model(option_file: Path, run_root: Path, flags: list[str]) -> list[dict]:
@@ -431,7 +415,7 @@ def report_header(rows: list[dict], lpips_reason: str, with_lpips: bool, command
     return [
         '# Leaderboard',
         '',
-        f'Made {now}' + (f' by `{command}`' if command else '') + f'. Machine: {describe_machine()}.',
+        f'Made {now}' + (f' by `{command}`' if command else '') + f'. Machine: {describe_machine(test_device())}.',
         '',
         '- Metric protocol: PSNR = 10 log10(1 / MSE), SSIM (scikit-image, data_range 1, RGB), MAE, on float images '
         'in [0, 1] (output clamped), full image, no border crop; `16bit` quantises output and target to 16-bit '
