@@ -22,7 +22,8 @@ from dmtnet_arch.data.data_util import (
     pair_folder_layout,
 )
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr, calculate_dp_ssim
-from dmtnet_arch.tools.inference import Deblurrer, to_integer_image
+from dmtnet_arch.tools.inference import Deblurrer
+from dmtnet_arch.tools.inference_io import to_integer_image
 from dmtnet_arch.utils.file_util import write_bytes_atomically
 from dmtnet_arch.utils.img_util import bit_depth, read_image, to_float, write_image
 

@@ -1,11 +1,13 @@
-"""Images at their own bit depth: decoding with checks that name the file, conversion to float, encoding."""
+"""Images at their own bit depth: decoding with checks that name the file, conversion to float, encoding.
+
+Neither torch nor basicsr is imported: the onnxruntime backend of ``scripts/inference.py`` reads and writes
+images through this module in a process without them.
+"""
 
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from basicsr.utils import scandir
 
 from dmtnet_arch.utils.file_util import write_bytes_atomically
 
@@ -102,7 +104,10 @@ def list_pngs(folder, pattern: str = '*.png') -> list:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f'{folder}: folder not found')
-    names = sorted(name for name in scandir(str(folder), suffix='.png') if Path(name).match(pattern))
+    names = sorted(
+        p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith('.') and p.suffix == '.png'
+        and Path(p.name).match(pattern)
+    )  # fmt: skip
     if not names:
         raise ValueError(f'{folder}: no {pattern} images in this folder')
     return names
@@ -116,6 +121,6 @@ def list_images(folder) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
 
 
-def png16_bytes(img: torch.Tensor, path: str) -> bytes:
+def png16_bytes(img, path: str) -> bytes:
     """A (3, H, W) RGB tensor in [0, 1] encoded as a 16-bit PNG (``path`` names it in errors)."""
     return encode_png(float_to_uint16(img.detach().float().cpu().numpy().transpose(1, 2, 0)), path)
