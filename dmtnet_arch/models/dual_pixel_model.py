@@ -226,7 +226,8 @@ class DualPixelModel(SRModel):
     def training_forward(self, *args, **kwargs):
         """The network's training forward: compiled with ``train: compile``, whose first call compiles (errors then
         name the option); validation and testing run the bare network (other sizes would recompile)."""
-        net = getattr(self, 'net_g_train', None) or self.net_g
+        net = getattr(self, 'net_g_train', None)
+        net = self.net_g if net is None else net  # not `or`: a module's truth value asks for its len()
         if net is self.net_g or self.compiled_once:
             return net(*args, **kwargs)
         try:
