@@ -47,7 +47,7 @@ class Case:
     device: str = 'cpu'
     amp: str | None = None
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = False  # True: inductor; a string: that torch.compile backend
     backend: str = 'torch'  # or 'onnxruntime' (CPU, float32)
     warmup: int = 1
     repeats: int = 1
@@ -64,7 +64,7 @@ class TrainCase:
     batch: int
     device: str = 'cpu'
     amp: str | None = None
-    compile: bool = False
+    compile: bool | str = False
     iters: int = 10
     threads: int | None = None
     channels: int = 6
@@ -101,6 +101,13 @@ def build_benchmark_network(case) -> torch.nn.Module:
     return build_network(dict(case.network))
 
 
+def compiled(net: torch.nn.Module, compile: bool | str):
+    """``net`` through torch.compile (True: inductor; a string: that backend), or ``net`` itself."""
+    if not compile:
+        return net
+    return torch.compile(net, backend='inductor' if compile is True else compile)
+
+
 def measure(case: Case) -> dict:
     """Run one case in this process; returns the case, the median latency (s), the first pass's time (s, with
     torch.compile's compilation) and the peak memory (GiB)."""
@@ -109,7 +116,7 @@ def measure(case: Case) -> dict:
     x = torch.rand(1, case.channels, case.height, case.width, device=device)
     if case.channels_last:
         net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    runner = torch.compile(net) if case.compile else net
+    runner = compiled(net, case.compile)
 
     def forward():
         with torch.inference_mode(), autocast(device, case.amp):
@@ -213,7 +220,7 @@ def measure_training(case: TrainCase) -> dict:
     it; its time is reported), then ``iters`` timed steps."""
     device = torch.device(case.device)
     net = build_benchmark_network(case).to(device).train()
-    runner = torch.compile(net) if case.compile else net
+    runner = compiled(net, case.compile)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     lq = torch.rand(case.batch, case.channels, case.size, case.size, device=device)
     gt = torch.rand(case.batch, 3, case.size, case.size, device=device)
