@@ -39,6 +39,17 @@ def check_amp(device, amp: str | None, option: str = '--amp'):
         raise ValueError(f'{option} fp16 needs a GPU; use {option} bf16 or no {option} on a CPU')
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX-512 bf16 or AMX); without them bf16 is emulated and
+    slower than float32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN, or a torch that renamed the private check
+        return False
+
+
 def autocast(device, amp: str | None):
     """Autocast to ``amp`` (bf16, fp16) on ``device``'s type, or a context that does nothing when ``amp`` is None;
     the same on a GPU and a CPU."""
