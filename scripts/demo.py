@@ -34,6 +34,7 @@ import dmtnet_arch  # noqa: E402,F401  (registers the plugin)
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset  # noqa: E402
 from dmtnet_arch.data.synthetic_dp import generate_dataset  # noqa: E402
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_mae, calculate_dp_psnr, calculate_dp_ssim  # noqa: E402
+from dmtnet_arch.utils.device_util import synchronize  # noqa: E402
 from dmtnet_arch.utils.img_util import read_image, to_float  # noqa: E402
 from dmtnet_arch.utils.plot_util import Panel, metric_curve, most_defocused_window, side_by_side_figure  # noqa: E402
 
@@ -73,8 +74,7 @@ def seconds_per_step(train_opt: dict, steps: int = 5) -> float:
         optimizer.zero_grad()
         loss_fn(net(lq), gt).backward()
         optimizer.step()
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return float(np.median(times[1:]))
 
