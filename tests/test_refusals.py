@@ -23,7 +23,7 @@ from dmtnet_arch.archs.dpdnet_arch import DPDNet
 from dmtnet_arch.archs.restormer_arch import Restormer
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_mae, calculate_dp_psnr, calculate_dp_ssim
-from dmtnet_arch.tools import inference
+from dmtnet_arch.tools import inference, inference_io
 from dmtnet_arch.utils import file_util
 from dmtnet_arch.utils.checkpoint import RECORD_KEY, load_network_weights, network_record
 from dmtnet_arch.utils.img_util import write_image
@@ -125,7 +125,7 @@ def test_unwritable_output_is_an_error_before_the_network_runs(tmp_path, checkpo
     else:
         output.mkdir()
         link = full_disk_link(tmp_path)
-        monkeypatch.setattr(inference, 'temporary_name', lambda path: link)
+        monkeypatch.setattr(inference_io, 'temporary_name', lambda path: link)
     script = load_inference_script()
     monkeypatch.setattr(script, 'build_from_options', lambda *a, **k: pytest.fail('the network was built'))
     argv = ['--weights', str(checkpoint), '--input', str(tmp_path / 'in'), '--output', str(output), '--quiet']

@@ -415,7 +415,9 @@ def report_header(rows: list[dict], lpips_reason: str, with_lpips: bool, command
     return [
         '# Leaderboard',
         '',
-        f'Made {now}' + (f' by `{command}`' if command else '') + f'. Machine: {describe_machine(test_device())}.',
+        f'Made {now}'
+        + (f' by `{command}`' if command else '')
+        + f'. Machine: {describe_machine(test_device(), with_date=False)}.',
         '',
         '- Metric protocol: PSNR = 10 log10(1 / MSE), SSIM (scikit-image, data_range 1, RGB), MAE, on float images '
         'in [0, 1] (output clamped), full image, no border crop; `16bit` quantises output and target to 16-bit '

@@ -150,16 +150,17 @@ def processor_name() -> str:
         return platform.processor() or platform.machine()
 
 
-def describe_machine(device='cpu', threads: int | None = None, with_torch: bool = True) -> str:
-    """One line for the top of a results table: date (UTC), processor or GPU, cores, load average, threads,
-    torch version. ``with_torch=False`` leaves torch out (a process without it: the onnxruntime backend)."""
-    parts = [time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())]
+def describe_machine(device='cpu', threads: int | None = None, with_torch: bool = True, with_date: bool = True) -> str:
+    """One line for the top of a results table: date (UTC), the GPU or 'CPU only' and the processor, cores, load
+    average, threads, torch version. ``with_torch=False`` leaves torch out (a process without it: the onnxruntime
+    backend); ``with_date=False`` the date (a report that dates itself)."""
+    parts = [time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())] if with_date else []
     if device_type(device) == 'cuda':
         import torch
 
         parts.append(f'{torch.cuda.get_device_name(device)} (CUDA)')
     else:
-        parts.append(f'{processor_name()}, {os.cpu_count()} cores')
+        parts.append(f'CPU only: {processor_name()}, {os.cpu_count()} cores')
     if hasattr(os, 'getloadavg'):
         parts.append('load ' + ' '.join(f'{value:.2f}' for value in os.getloadavg()))
     if with_torch:
