@@ -13,6 +13,7 @@ import importlib.abc
 import importlib.util
 import os
 import sys
+import types
 
 
 def load_compat_module():
@@ -56,6 +57,32 @@ class BasicsrFinder(importlib.abc.MetaPathFinder):
         if spec is not None and spec.loader is not None:
             spec.loader = BasicsrLoader(spec.loader)
         return spec
+
+
+def import_package_without_registration() -> bool:
+    """Make ``import dmtnet_arch.<module>`` load that module alone, without the package's ``__init__``.
+
+    The ``__init__`` registers the networks, datasets and models with BasicSR, which imports basicsr, torch,
+    OpenCV, SciPy and scikit-image (0.76 GiB resident). The onnxruntime backend of ``scripts/inference.py`` needs
+    only the image, pairing and tiling helpers, which import neither torch nor basicsr: it calls this first so that
+    its whole process stays small. In such a process the package registers nothing, so it must not build networks
+    through BasicSR. Returns False (and does nothing) when the package is already imported or not found."""
+    if 'dmtnet_arch' in sys.modules:
+        return False
+    spec = importlib.util.find_spec('dmtnet_arch')
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    root = list(spec.submodule_search_locations)[0]
+    # the package and its subpackages (dmtnet_arch.data's __init__ registers the datasets, and so on)
+    for folder, _, files in os.walk(root):
+        if '__init__.py' not in files or '__pycache__' in folder:
+            continue
+        relative = os.path.relpath(folder, root)
+        name = 'dmtnet_arch' if relative == '.' else 'dmtnet_arch.' + relative.replace(os.sep, '.')
+        package = types.ModuleType(name, 'loaded without BasicSR registration')
+        package.__path__ = [folder]
+        sys.modules[name] = package
+    return True
 
 
 def install():

@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed c
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.data.synthetic_dp import generate_dataset  # noqa: E402
-from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr  # noqa: E402
+from dmtnet_arch.metrics.dual_pixel_metric import (  # noqa: E402
+    calculate_dp_psnr,  # noqa: E402
+)
 from dmtnet_arch.models.dual_pixel_model import read_metric_files  # noqa: E402
 from dmtnet_arch.tools.benchmark import training_iterations_per_second  # noqa: E402
 from dmtnet_arch.tools.synthetic_demo import (  # noqa: E402

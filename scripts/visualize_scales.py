@@ -27,15 +27,8 @@ import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr buil
 # isort: split
 from basicsr.archs import build_network  # noqa: E402  (after the plugin: its compat fixes come first)
 
-from dmtnet_arch.tools.inference import (  # noqa: E402
-    add_network_arguments,
-    load_network,
-    pairs_from_arguments,
-    read_input,
-    read_options,
-    resolve_device,
-    write_alpha_csv,
-)
+from dmtnet_arch.tools.inference import add_network_arguments, load_network, read_options, resolve_device  # noqa: E402
+from dmtnet_arch.tools.inference_io import pairs_from_arguments, read_input, write_alpha_csv  # noqa: E402
 from dmtnet_arch.tools.scale_analysis import BLUR_MEASURES, read_test_image, scale_features, test_set_samples  # noqa: E402
 from dmtnet_arch.utils.img_util import tensor2img  # noqa: E402
 from dmtnet_arch.utils.plot_util import alpha_against_blur, figure5  # noqa: E402
@@ -76,8 +69,9 @@ def one_pair(args, net, label):
     if problems:
         raise ValueError('; '.join(problems))
     pair = read_input(samples[0], 6)
-    output, stages = scale_features(net, pair.lq.to(args.device))
-    left, right = pair.lq[0, :3], pair.lq[0, 3:]
+    lq = torch.from_numpy(pair.lq)
+    output, stages = scale_features(net, lq.to(args.device))
+    left, right = lq[0, :3], lq[0, 3:]
     blurred = tensor2img((left + right) / 2)
     sharp = tensor2img(output.clamp(0, 1))
     alphas = ', '.join('(' + ', '.join(f'{a:.3f}' for a in stage.alpha) + ')' for stage in stages)

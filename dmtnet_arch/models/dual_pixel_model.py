@@ -2,8 +2,10 @@
 
 import csv
 import math
+import os
 import os.path as osp
 import re
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from tqdm import tqdm
 from dmtnet_arch.compat import PluginModelFixes
 from dmtnet_arch.models.lr_scheduler import build_scheduler
 from dmtnet_arch.models.progressive_training import ProgressiveSchedule, cut_batch
-from dmtnet_arch.utils.device_util import AMP_DTYPES
+from dmtnet_arch.utils.device_util import AMP_NAMES, autocast, check_amp
 from dmtnet_arch.utils.dist_util import from_first_rank, gather_on_first_rank, rank_share
 from dmtnet_arch.utils.file_util import csv_bytes, write_bytes_atomically
 from dmtnet_arch.utils.img_util import png16_bytes
@@ -31,6 +33,52 @@ from dmtnet_arch.utils.tile_util import tiled_forward
 
 def describe(error: Exception) -> str:
     return f'{type(error).__name__}: {error}'
+
+
+def compile_for_training(net: torch.nn.Module, compile_opt, device: torch.device) -> torch.nn.Module:
+    """``net`` through ``torch.compile`` for ``train: compile`` (true: inductor; a string: that backend), else ``net``.
+
+    The compiled module shares ``net``'s parameters, so the optimizer, EMA and checkpoints keep using ``net``
+    itself (a compiled module's state dict would prefix every key with ``_orig_mod.``). What is known to fail
+    before the first step is refused here, naming the option."""
+    if not compile_opt:
+        return net
+    backend = 'inductor' if compile_opt is True else str(compile_opt)
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise ValueError(
+            f'train: compile: unknown torch.compile backend {backend!r}; use true (inductor), false, or one of '
+            f'{", ".join(torch._dynamo.list_backends())}'
+        )
+    if not torch._dynamo.is_dynamo_supported():
+        raise ValueError(
+            f'train: compile: torch.compile does not support this Python with torch {torch.__version__}; '
+            'set train: compile: false'
+        )
+    if backend == 'inductor' and device.type == 'cpu' and not cpp_compiler():
+        raise ValueError(
+            'train: compile: inductor compiles C++ on a CPU and no C++ compiler was found (g++, clang++ or $CXX); '
+            'install one (e.g. apt install g++) or set train: compile: false'
+        )
+    get_root_logger().info(
+        f'train: compile: the training forward runs through torch.compile (backend {backend}); '
+        'the first iteration compiles it'
+    )
+    return torch.compile(net, backend=backend)
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler inductor would use on a CPU, if any."""
+    return next(
+        (found for name in (os.environ.get('CXX'), 'g++', 'c++', 'clang++') if name and (found := shutil.which(name))),
+        None,
+    )
+
+
+def is_compile_error(error: BaseException) -> bool:
+    """Raised by dynamo or a compiler backend rather than by the network's own code."""
+    return isinstance(error, torch._dynamo.exc.TorchDynamoException) or type(error).__module__.startswith(
+        ('torch._dynamo', 'torch._inductor')
+    )
 
 
 class EvaluationError(RuntimeError):
@@ -109,7 +157,8 @@ class DualPixelModel(PluginModelFixes, SRModel):
     """DMTNet (or any 6-channel dual-pixel network) trained and tested through BasicSR's pipelines.
 
     train: ``pixel_opt`` (CharbonnierLoss in the paper's options), ``scheduler``, ``ema_decay`` as SRModel; ``optim_g``
-    Adam or AdamW; plus ``grad_clip`` (max gradient norm), ``amp`` (bf16 | fp16), ``max_nonfinite_steps`` (default 5),
+    Adam or AdamW; plus ``grad_clip`` (max gradient norm), ``amp`` (bf16 | fp16), ``compile`` (torch.compile of the
+    training forward and backward), ``max_nonfinite_steps`` (default 5),
     scheduler ``CosineAnnealingRestartCyclicLR`` and progressive patch training (``datasets: train:``
     ``mini_batch_sizes``, ``iters``, ``gt_sizes``), both with Restormer's option names (docs/training.md).
     val: ``metrics`` with types calculate_dp_psnr / calculate_dp_ssim / calculate_dp_mae, optional ``tile`` and
@@ -132,7 +181,8 @@ class DualPixelModel(PluginModelFixes, SRModel):
             'warmup_iter': Option(int),
             'pixel_opt': Option(dict),
             'grad_clip': Option(float, minimum=0),
-            'amp': Option((str, bool), choices=(*AMP_DTYPES, False)),
+            'amp': Option((str, bool), choices=(*AMP_NAMES, False)),
+            'compile': Option((bool, str)),  # true (inductor), false, or a torch.compile backend name
             'max_nonfinite_steps': Option(int, minimum=1),
         },
         'val': {
@@ -158,13 +208,14 @@ class DualPixelModel(PluginModelFixes, SRModel):
         self.max_nonfinite_steps = train_opt.get('max_nonfinite_steps', 5)
         self.nonfinite_steps = 0
         self.log_dict = {}  # BasicSR's logger reads it even when every step so far was skipped
-        amp = train_opt.get('amp')
-        if amp not in (None, False, *AMP_DTYPES):
+        amp = train_opt.get('amp') or None
+        if amp not in (None, *AMP_NAMES):
             raise ValueError(f'train: amp must be bf16, fp16 or absent, got {amp!r}')
-        if amp == 'fp16' and self.device.type != 'cuda':
-            raise ValueError('train: amp fp16 needs a GPU; use bf16 or leave amp out on CPU')
-        self.amp_dtype = AMP_DTYPES.get(amp) if amp else None
+        check_amp(self.device, amp, 'train: amp')
+        self.amp = amp
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=amp == 'fp16')
+        self.net_g_train = compile_for_training(self.net_g, train_opt.get('compile', False), self.device)
+        self.compiled_once = False
 
     def check_crop_size(self):
         """Training crops smaller than the network's working size would be mostly padding: refuse them."""
@@ -214,7 +265,29 @@ class DualPixelModel(PluginModelFixes, SRModel):
         return super().get_optimizer(optim_type, params, lr, **kwargs)
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+        """Autocast to ``train: amp`` for training and validation (bf16 on CPU and GPU, fp16 on GPU); none at
+        test time unless a tool sets ``self.amp``."""
+        return autocast(self.device, getattr(self, 'amp', None))
+
+    def training_forward(self, *args, **kwargs):
+        """The network's training forward: compiled with ``train: compile``, whose first call compiles (errors then
+        name the option); validation and testing run the bare network (other sizes would recompile)."""
+        net = getattr(self, 'net_g_train', None)
+        net = self.net_g if net is None else net  # not `or`: a module's truth value asks for its len()
+        if net is self.net_g or self.compiled_once:
+            return net(*args, **kwargs)
+        try:
+            output = net(*args, **kwargs)
+        except Exception as error:
+            if not is_compile_error(error):
+                raise
+            raise RuntimeError(
+                f'train: compile: torch.compile could not compile {type(self.get_bare_model(self.net_g)).__name__} '
+                f'on {self.device}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}. '
+                'Set train: compile: false to train without it.'
+            ) from error
+        self.compiled_once = True
+        return output
 
     def loss_is_finite_everywhere(self, loss: torch.Tensor) -> bool:
         """True when the loss is finite on every rank, so that all ranks skip a step together."""
@@ -242,7 +315,7 @@ class DualPixelModel(PluginModelFixes, SRModel):
     def training_losses(self) -> dict[str, torch.Tensor]:
         """The named loss terms of one training step (their sum is minimised); a recipe's model overrides this."""
         with self.autocast():
-            self.output = self.net_g(self.lq)
+            self.output = self.training_forward(self.lq)
         return {'l_pix': self.cri_pix(self.output.float(), self.gt)}
 
     def optimize_parameters(self, current_iter):
@@ -273,16 +346,12 @@ class DualPixelModel(PluginModelFixes, SRModel):
         was_training = net.training
         net.eval()
         tile = self.opt.get('val', {}).get('tile')
-        with torch.no_grad(), self.autocast_for_test():
+        with torch.no_grad(), self.autocast():
             if tile:
                 self.output = tiled_forward(net, self.lq, tile, self.opt['val'].get('tile_overlap', 32))
             else:
                 self.output = net(self.lq).float()
         net.train(was_training)
-
-    def autocast_for_test(self):
-        dtype = getattr(self, 'amp_dtype', None)
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     def output_path(self, dataset_name: str, img_name: str, current_iter) -> str:
         """Where an output image goes, following BasicSR's layout."""

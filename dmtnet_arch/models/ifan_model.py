@@ -92,7 +92,7 @@ class IFANModel(DualPixelModel):
 
     def training_losses(self) -> dict[str, torch.Tensor]:
         with self.autocast():
-            outputs = self.net_g(self.lq, right=self.right)
+            outputs = self.training_forward(self.lq, right=self.right)
             reblurred = self.net_reblur(self.gt, outputs['filters'])
         self.output = outputs['result']
         warped_right = warp_horizontally(downscale(self.right), outputs['right_disparity'].float())

@@ -6,8 +6,6 @@ import io
 import os
 from pathlib import Path
 
-import torch
-
 # Temporary files are ``.<name>.<pid>.partial`` beside their target; a crash may leave one, never a half target.
 TEMP_SUFFIX = '.partial'
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -43,7 +41,9 @@ def write_bytes_atomically(path, payload: bytes) -> None:
 
 def save_torch_atomically(obj, path) -> None:
     """torch.save through a Python file: a full disk is then an OSError (ENOSPC) rather than a bare RuntimeError
-    of torch's zip writer ("unexpected pos")."""
+    of torch's zip writer ("unexpected pos"). torch is imported here, not at the top: this module serves processes
+    without torch (the onnxruntime backend of scripts/inference.py)."""
+    import torch
 
     def save(temp: Path):
         with open(temp, 'wb') as file:

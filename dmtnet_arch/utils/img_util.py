@@ -1,10 +1,13 @@
-"""Images at their own bit depth: decoding with checks that name the file, conversion to float, encoding."""
+"""Images at their own bit depth: decoding with checks that name the file, conversion to float, encoding.
+
+Neither torch nor basicsr is imported: the onnxruntime backend of ``scripts/inference.py`` reads and writes
+images through this module in a process without them.
+"""
 
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from dmtnet_arch.utils.file_util import write_bytes_atomically
 
@@ -45,13 +48,15 @@ def float_to_integer(rgb: np.ndarray, bits: int = 16) -> np.ndarray:
     return np.round(np.clip(rgb, 0.0, 1.0) * np.iinfo(dtype).max).astype(dtype)
 
 
-def img2tensor(image: np.ndarray) -> torch.Tensor:
+def img2tensor(image: np.ndarray):
     """An H x W x C array (float32 from :func:`to_float`) as a contiguous C x H x W tensor of the same type; unlike
     BasicSR's ``img2tensor``, no colour conversion (the arrays here are RGB already). ``[None]`` adds a batch axis."""
+    import torch  # not at the top: the onnxruntime backend reads images through this module without torch
+
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
-def tensor2img(tensor: torch.Tensor) -> np.ndarray:
+def tensor2img(tensor) -> np.ndarray:
     """A C x H x W (or 1 x C x H x W) tensor as an H x W x C float32 array on the CPU, values as they are."""
     tensor = tensor[0] if tensor.dim() == 4 else tensor
     return tensor.detach().float().cpu().numpy().transpose(1, 2, 0)
@@ -144,6 +149,6 @@ def list_images(folder, suffixes: tuple = IMAGE_SUFFIXES, pattern: str | None = 
     return files
 
 
-def png16_bytes(img: torch.Tensor, path: str) -> bytes:
+def png16_bytes(img, path: str) -> bytes:
     """A (3, H, W) RGB tensor in [0, 1] encoded as a 16-bit PNG (``path`` names it in errors)."""
     return encode_png(float_to_integer(tensor2img(img), 16), path)

@@ -4,12 +4,15 @@ Each tile's output is weighted by the outer product of two 1-D windows that rise
 overlap as a half cosine (``sin^2``) on every side that has a neighbouring tile, and stay at 1 on sides that
 touch the image border. The weights are normalised by their sum at every pixel, so they always sum to one; where
 two tiles overlap by exactly ``overlap`` pixels the two ramps are ``sin^2`` and ``cos^2`` and already sum to one.
+
+The windows are computed in numpy and :func:`tiled_forward` takes numpy arrays as well as torch tensors: the
+onnxruntime backend of ``scripts/inference.py`` tiles in a process without torch, so torch is imported only where
+a torch tensor is asked for.
 """
 
-import math
 from collections.abc import Callable
 
-import torch
+import numpy as np
 
 
 def window_starts(length: int, size: int, stride: int) -> list[int]:
@@ -21,23 +24,37 @@ def window_starts(length: int, size: int, stride: int) -> list[int]:
     return [*range(0, length - size, stride), length - size]
 
 
-def raised_cosine_ramp(length: int, device=None) -> torch.Tensor:
-    """``length`` weights rising from near 0 to near 1 as sin^2: ramp[i] + ramp[length - 1 - i] == 1."""
-    positions = (torch.arange(length, device=device, dtype=torch.float32) + 0.5) / length
-    return torch.sin(positions * math.pi / 2) ** 2
+def ramp_array(length: int) -> np.ndarray:
+    """``length`` float32 weights rising from near 0 to near 1 as sin^2: ramp[i] + ramp[length - 1 - i] == 1."""
+    positions = (np.arange(length, dtype=np.float64) + 0.5) / length
+    return (np.sin(positions * np.pi / 2) ** 2).astype(np.float32)
 
 
-def tile_window(size: int, start: int, length: int, overlap: int, device=None) -> torch.Tensor:
-    """1-D blending window of a tile covering ``[start, start + size)`` of an axis of ``length`` pixels."""
-    window = torch.ones(size, device=device)
+def window_array(size: int, start: int, length: int, overlap: int) -> np.ndarray:
+    """1-D float32 blending window of a tile covering ``[start, start + size)`` of an axis of ``length`` pixels."""
+    window = np.ones(size, dtype=np.float32)
     ramp = min(overlap, size // 2)
     if ramp == 0:
         return window
     if start > 0:
-        window[:ramp] = raised_cosine_ramp(ramp, device)
+        window[:ramp] = ramp_array(ramp)
     if start + size < length:
-        window[size - ramp :] = raised_cosine_ramp(ramp, device).flip(0)
+        window[size - ramp :] = ramp_array(ramp)[::-1]
     return window
+
+
+def raised_cosine_ramp(length: int, device=None):
+    """:func:`ramp_array` as a torch tensor on ``device``."""
+    import torch
+
+    return torch.from_numpy(ramp_array(length)).to(device)
+
+
+def tile_window(size: int, start: int, length: int, overlap: int, device=None):
+    """:func:`window_array` as a torch tensor on ``device``."""
+    import torch
+
+    return torch.from_numpy(window_array(size, start, length, overlap)).to(device)
 
 
 def check_tiling(tile: int, overlap: int):
@@ -48,29 +65,41 @@ def check_tiling(tile: int, overlap: int):
         raise ValueError(f'tile_overlap ({overlap}) must be at least 0 and smaller than tile ({tile})')
 
 
-def tiled_forward(
-    net: Callable[[torch.Tensor], torch.Tensor], lq: torch.Tensor, tile: int, overlap: int
-) -> torch.Tensor:
-    """Run ``net`` on overlapping ``tile`` x ``tile`` crops of ``lq`` (N, C, H, W) and blend the outputs (float32)."""
+def tiled_forward(net: Callable, lq, tile: int, overlap: int):
+    """Run ``net`` on overlapping ``tile`` x ``tile`` crops of ``lq`` (N, C, H, W; a torch tensor or a numpy array,
+    and ``net`` returns the same kind) and blend the outputs (float32)."""
     check_tiling(tile, overlap)
+    if isinstance(lq, np.ndarray):
+        as_float, as_array = (lambda a: a.astype(np.float32, copy=False)), (lambda a: a)
+        zeros = np.zeros
+    else:
+        import torch
+
+        as_float, as_array = (lambda a: a.float()), (lambda a: torch.from_numpy(a).to(lq.device))
+
+        def zeros(shape, dtype):
+            return lq.new_zeros(shape, dtype=torch.float32)
+
     n, _, h, w = lq.shape
     out = weight = None
     for y in window_starts(h, tile, tile - overlap):
         for x in window_starts(w, tile, tile - overlap):
             crop = lq[..., y : y + tile, x : x + tile]
-            tile_out = net(crop).float()
+            tile_out = as_float(net(crop))
             th, tw = crop.shape[-2:]
-            window = torch.outer(tile_window(th, y, h, overlap, lq.device), tile_window(tw, x, w, overlap, lq.device))
+            window = as_array(np.outer(window_array(th, y, h, overlap), window_array(tw, x, w, overlap)))
             if out is None:
-                out = lq.new_zeros(n, tile_out.shape[1], h, w, dtype=torch.float32)
-                weight = lq.new_zeros(1, 1, h, w, dtype=torch.float32)
+                out = zeros((n, tile_out.shape[1], h, w), dtype=np.float32)
+                weight = zeros((1, 1, h, w), dtype=np.float32)
             out[..., y : y + th, x : x + tw] += tile_out * window
             weight[..., y : y + th, x : x + tw] += window
     return out / weight
 
 
-def blended_zone_mask(height: int, width: int, tile: int, overlap: int) -> torch.Tensor:
-    """(H, W) bool: the pixels where two or more tiles are blended, i.e. along the tile borders."""
+def blended_zone_mask(height: int, width: int, tile: int, overlap: int):
+    """(H, W) bool torch tensor: the pixels where two or more tiles are blended, i.e. along the tile borders."""
+    import torch
+
     check_tiling(tile, overlap)
     coverage = torch.zeros(height, width)
     for y in window_starts(height, tile, tile - overlap):

@@ -15,7 +15,8 @@ import dmtnet_arch  # noqa: F401
 from dmtnet_arch.archs.dmtnet_arch import DMTNet
 from dmtnet_arch.archs.ifan_arch import IFAN
 from dmtnet_arch.data.data_util import split_view_name
-from dmtnet_arch.tools.inference import Deblurrer, input_channels, is_out_of_memory
+from dmtnet_arch.tools.inference import Deblurrer, input_channels
+from dmtnet_arch.tools.inference_io import is_out_of_memory
 from dmtnet_arch.utils.img_util import read_image, write_image
 from dmtnet_arch.utils.tile_util import tiled_forward
 from tests.helpers import SMALL_S, load_script

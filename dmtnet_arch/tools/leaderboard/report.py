@@ -7,36 +7,21 @@ that fails does not lose the others: it becomes a row that says why.
 import datetime
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
 from dmtnet_arch.metrics.lpips_metric import lpips_availability
+from dmtnet_arch.tools.leaderboard.runner import test_device
 from dmtnet_arch.tools.published import PUBLISHED_TABLE1
+from dmtnet_arch.utils.device_util import describe_machine
 from dmtnet_arch.utils.file_util import csv_bytes, write_bytes_atomically
 from dmtnet_arch.utils.plot_util import ComplexityPoint, plot_psnr_vs_complexity
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]  # the checkout (or site-packages) holding dmtnet_arch
 GROUPS = ('indoor', 'outdoor', 'combined')
 METRICS = ('PSNR', 'SSIM', 'MAE')
-
-
-def describe_machine() -> str:
-    if torch.cuda.is_available():
-        return f'{torch.cuda.get_device_name()} (CUDA), torch {torch.__version__}'
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return (
-        f'CPU only: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}'
-    )
 
 
 def run_model(option_file: Path, run_root: Path, flags: list[str]) -> list[dict]:
@@ -218,7 +203,9 @@ def report_header(rows: list[dict], lpips_reason: str, with_lpips: bool, command
     return [
         '# Leaderboard',
         '',
-        f'Made {now}' + (f' by `{command}`' if command else '') + f'. Machine: {describe_machine()}.',
+        f'Made {now}'
+        + (f' by `{command}`' if command else '')
+        + f'. Machine: {describe_machine(test_device(), with_date=False)}.',
         '',
         '- Metric protocol: PSNR = 10 log10(1 / MSE), SSIM (scikit-image, data_range 1, RGB), MAE, on float images '
         'in [0, 1] (output clamped), full image, no border crop; `16bit` quantises output and target to 16-bit '

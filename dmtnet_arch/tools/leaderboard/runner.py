@@ -9,7 +9,6 @@ counts parameters and MACs at 1680 x 1120.
 import argparse
 import json
 import logging
-import resource
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ from dmtnet_arch.models.dual_pixel_model import metric_files_stem, read_metric_f
 from dmtnet_arch.tools.complexity import count_macs, count_parameters
 from dmtnet_arch.utils.checkpoint import describe_weights, resolve_weights
 from dmtnet_arch.utils.cli_util import parse_size
+from dmtnet_arch.utils.device_util import PeakMemory, synchronize
 from dmtnet_arch.utils.file_util import write_bytes_atomically
 from dmtnet_arch.utils.options import read_option_file, write_option_file
 
@@ -63,10 +63,10 @@ class TestTimer:
         self.input_shapes.append(tuple(args[0].shape))
 
     def __call__(self):
-        synchronize()
+        synchronize(self.model.device)
         start = time.perf_counter()
         self.test()
-        synchronize()
+        synchronize(self.model.device)
         self.seconds.append(time.perf_counter() - start)
 
     def latency_ms(self) -> float | None:
@@ -75,15 +75,15 @@ class TestTimer:
         return statistics.median(timed) * 1e3 if timed else None
 
 
-def synchronize():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+def test_device() -> str:
+    """Where ``basicsr/test.py``'s model runs: the GPU when there is one."""
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
 def peak_memory_mib() -> tuple[float, str]:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20, 'peak CUDA memory allocated'
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'peak resident memory of the test process'
+    """The test process's peak so far (never reset: it covers every test set) and what kind of memory it is."""
+    probe = PeakMemory(test_device(), reset=False)
+    return probe.peak_gib() * 1024, probe.kind
 
 
 def read_summary(stem: Path, metric_opts: dict) -> tuple[dict, dict, dict]:
@@ -113,17 +113,16 @@ def measure_complexity(net, channels: int | None) -> dict:
 
 def speed_at_size(model, timer: TestTimer, channels: int, size: tuple[int, int], bf16: bool, repeats: int = 3):
     """Latency and peak memory of ``model.test()`` on a random (1, channels, height, width) input: the same test
-    path as the images (tiling, padding), bf16 autocast through the model's ``amp_dtype`` when asked."""
+    path as the images (tiling, padding), bf16 autocast through the model's ``amp`` when asked."""
     if bf16:
-        model.amp_dtype = torch.bfloat16
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+        model.amp = 'bf16'
     timer.seconds.clear()
-    for _ in range(repeats + 1):  # the first is the warm-up
-        model.lq = torch.rand(1, channels, *size, device=model.device)
-        model.test()
-        del model.output
-    return {'speed_latency_ms': timer.latency_ms(), 'speed_peak_memory_mib': peak_memory_mib()[0]}
+    with PeakMemory(test_device()) as memory:
+        for _ in range(repeats + 1):  # the first is the warm-up
+            model.lq = torch.rand(1, channels, *size, device=model.device)
+            model.test()
+            del model.output
+    return {'speed_latency_ms': timer.latency_ms(), 'speed_peak_memory_mib': memory.peak_gib() * 1024}
 
 
 def parse_test_options(option_file, root: str) -> dict:
@@ -157,8 +156,8 @@ def evaluate(option_file: str, run_root: str, with_lpips: bool, speed_size=None,
         )
     model = build_model(opt)
     timer = TestTimer(model)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    if test_device() == 'cuda':
+        PeakMemory('cuda').start()  # the GPU's peak from here; a CPU's is the whole test process's
     results = []
     for loader in loaders:
         dataset = loader.dataset.opt['name']
