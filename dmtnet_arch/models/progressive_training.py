@@ -19,6 +19,9 @@ OPTION_NAMES = ('mini_batch_sizes', 'iters', 'gt_sizes')
 
 @dataclass(frozen=True)
 class Stage:
+    """Stage ``index`` of progressive training: from iteration ``first_iter`` on, crops of ``patch_size`` pixels in
+    batches of ``batch_size`` (Restormer's ``gt_sizes`` and ``mini_batch_sizes``)."""
+
     index: int
     first_iter: int
     patch_size: int
