@@ -10,7 +10,7 @@ import pytest
 
 import dmtnet_arch  # noqa: F401  (registers the plugin)
 from dmtnet_arch.data.dual_pixel_dataset import DualPixelDataset
-from dmtnet_arch.tools import inference
+from dmtnet_arch.tools import inference_io
 from dmtnet_arch.utils import file_util
 from dmtnet_arch.utils.img_util import write_image
 from tests.helpers import eval_options, full_disk_link, load_script, make_data, random_rgb, snapshot
@@ -70,7 +70,7 @@ def test_unwritable_output_is_an_error_before_the_network_runs(tmp_path, checkpo
     else:
         output.mkdir()
         link = full_disk_link(tmp_path)
-        monkeypatch.setattr(inference, 'temporary_name', lambda path: link)
+        monkeypatch.setattr(inference_io, 'temporary_name', lambda path: link)
     script = load_script('inference')
     monkeypatch.setattr(script, 'load_network', lambda *a, **k: pytest.fail('the network was built'))
     argv = ['--weights', str(checkpoint), '--input', str(tmp_path / 'in'), '--output', str(output), '--quiet']
