@@ -73,7 +73,7 @@ def test_outputs_outside_0_1_are_clamped():
     gt[:4] = 0.0
     gt[-4:] = 1.0
     out = gt.copy()
-    out[:4] = -0.04  # below black (further out is refused: tests/test_refusals.py)
+    out[:4] = -0.04  # below black (further out is refused: test_metrics_refuse_float_images_outside_zero_one below)
     out[-4:] = 1.04  # above white
     assert calculate_dp_mae(out, gt) == 0.0
     assert calculate_dp_psnr(out, gt) == math.inf
