@@ -103,8 +103,14 @@ def complete_states(states_dir: str, models_dir: str, net_labels=('net_g',)) -> 
     """Every ``<iter>.state`` whose ``<label>_<iter>.pth`` all exist, newest first (temporary files are ignored)."""
     if not osp.isdir(states_dir):
         return []
-    iters = sorted((int(name[: -len('.state')]) for name in os.listdir(states_dir)
-                    if name.endswith('.state') and name[: -len('.state')].isdigit()), reverse=True)  # fmt: skip
+    iters = sorted(
+        (
+            int(name[: -len('.state')])
+            for name in os.listdir(states_dir)
+            if name.endswith('.state') and name[: -len('.state')].isdigit()
+        ),
+        reverse=True,
+    )
     return [
         osp.join(states_dir, f'{it}.state')
         for it in iters
@@ -177,9 +183,15 @@ def load_resume_state_from_root(opt: dict):
 
 # Dataset options that choose the training data: a resumed run must read the same data.
 RUN_DATA_KEYS = (
-    'dataroot_lqL', 'dataroot_lqR', 'dataroot_gt', 'dataroot_lqC', 'dataroot_dpdd', 'split', 'meta_info_file',
+    'dataroot_lqL',
+    'dataroot_lqR',
+    'dataroot_gt',
+    'dataroot_lqC',
+    'dataroot_dpdd',
+    'split',
+    'meta_info_file',
     'filename_tmpl',
-)  # fmt: skip
+)
 
 
 def run_options(opt: dict) -> dict:
@@ -214,8 +226,11 @@ def run_differences(recorded: dict, current: dict) -> list[str]:
         for name in sorted(set(old) | set(new)):
             before, after = old.get(name), new.get(name)
             if part == 'network' and isinstance(before, dict) and isinstance(after, dict):
-                differences += [f'{name}: {key} {before[key]!r} -> {after[key]!r}'
-                                for key in sorted(set(before) & set(after)) if before[key] != after[key]]  # fmt: skip
+                differences += [
+                    f'{name}: {key} {before[key]!r} -> {after[key]!r}'
+                    for key in sorted(set(before) & set(after))
+                    if before[key] != after[key]
+                ]
             elif before != after:
                 differences.append(f'{part}: {name} {before!r} -> {after!r}')
     return differences

@@ -172,8 +172,19 @@ def train_cases(args) -> list[TrainCase]:
     for variant, size, batch in parse_train(specs):
         ((label, network, channels),) = networks(variant, False)
         for mode in modes:
-            found.append(TrainCase(network, label, size, batch, args.device, iters=args.train_iters,
-                                   threads=args.threads, channels=channels, **TRAIN_MODES[mode]))  # fmt: skip
+            found.append(
+                TrainCase(
+                    network,
+                    label,
+                    size,
+                    batch,
+                    args.device,
+                    iters=args.train_iters,
+                    threads=args.threads,
+                    channels=channels,
+                    **TRAIN_MODES[mode],
+                )
+            )
     return found
 
 
@@ -206,8 +217,11 @@ def main(argv=None) -> int:
             try:
                 result = measure_case(case, onnx_files, folder)
             except Exception as error:  # one path that cannot run here (no compiler, say) must not lose the others
-                print(f'| {case.label} | {case.width}x{case.height} | {inference_path(asdict(case))} failed: '
-                      f'{first_line(error)} |', flush=True)  # fmt: skip
+                print(
+                    f'| {case.label} | {case.width}x{case.height} | {inference_path(asdict(case))} failed: '
+                    f'{first_line(error)} |',
+                    flush=True,
+                )
                 continue
             results.append(result)
             print(table_row(result, conv_rate), flush=True)
@@ -218,8 +232,10 @@ def main(argv=None) -> int:
         try:
             result = measure_in_fresh_process(case, measure_training)
         except Exception as error:
-            print(f'| {case.label} | {case.size}x{case.size}, batch {case.batch} | failed: {first_line(error)} |',
-                  flush=True)  # fmt: skip
+            print(
+                f'| {case.label} | {case.size}x{case.size}, batch {case.batch} | failed: {first_line(error)} |',
+                flush=True,
+            )
             continue
         results.append(result)
         print(train_row(result), flush=True)

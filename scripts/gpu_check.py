@@ -42,12 +42,40 @@ def settings(smoke: bool) -> dict:
     TORCHDYNAMO_DISABLE=1 so that torch.compile's wrappers run without compiling: the dry run checks this script's
     steps; tests/test_precision.py checks compilation)."""
     if smoke:
-        return {'device': 'cpu', 'height': 64, 'width': 96, 'train_size': 32, 'train_batch': 2, 'train_iters': 2,
-                'compile': True, 'repeats': 1, 'run_iters': 4, 'val_freq': 2, 'samples': (4, 2), 'patch': 32,
-                'run_batch': 2, 'workers': 0, 'networks': SMOKE_NETWORKS}  # fmt: skip
-    return {'device': 'cuda', 'height': 1120, 'width': 1680, 'train_size': 512, 'train_batch': 8, 'train_iters': 20,
-            'compile': True, 'repeats': 5, 'run_iters': 200, 'val_freq': 100, 'samples': (64, 8), 'patch': 128,
-            'run_batch': 8, 'workers': 2, 'networks': {}}  # fmt: skip
+        return {
+            'device': 'cpu',
+            'height': 64,
+            'width': 96,
+            'train_size': 32,
+            'train_batch': 2,
+            'train_iters': 2,
+            'compile': True,
+            'repeats': 1,
+            'run_iters': 4,
+            'val_freq': 2,
+            'samples': (4, 2),
+            'patch': 32,
+            'run_batch': 2,
+            'workers': 0,
+            'networks': SMOKE_NETWORKS,
+        }
+    return {
+        'device': 'cuda',
+        'height': 1120,
+        'width': 1680,
+        'train_size': 512,
+        'train_batch': 8,
+        'train_iters': 20,
+        'compile': True,
+        'repeats': 5,
+        'run_iters': 200,
+        'val_freq': 100,
+        'samples': (64, 8),
+        'patch': 128,
+        'run_batch': 8,
+        'workers': 2,
+        'networks': {},
+    }
 
 
 def network_options(network: dict, config: dict) -> dict:
@@ -83,8 +111,9 @@ class Table:
             function()
         except Exception as error:  # one failing step must not hide the others' figures
             text = str(error).strip().splitlines()
-            self.add(step, setting, f'failed: {type(error).__name__}: {text[-1] if text else ""}'[:300], '', '',
-                     failed=True)  # fmt: skip
+            self.add(
+                step, setting, f'failed: {type(error).__name__}: {text[-1] if text else ""}'[:300], '', '', failed=True
+            )
 
 
 def forward_rows(table: Table, config: dict):
@@ -101,14 +130,27 @@ def forward_rows(table: Table, config: dict):
         for path, extra in FORWARD_PATHS.items():
             if extra.get('compile'):
                 extra = {**extra, 'compile': config['compile']}
-            case = Case(network, label, config['height'], config['width'], channels, device=config['device'],
-                        warmup=1, repeats=config['repeats'], **extra)  # fmt: skip
+            case = Case(
+                network,
+                label,
+                config['height'],
+                config['width'],
+                channels,
+                device=config['device'],
+                warmup=1,
+                repeats=config['repeats'],
+                **extra,
+            )
 
             def one(case=case, path=path):
                 result = measure(case)
-                table.add(f'{case.label} forward', f'{case.width}x{case.height}, {path}',
-                          f'{result["seconds"] * 1e3:.1f} ms', f'{result["peak_gib"]:.2f}',
-                          f'{result["first_seconds"]:.1f}')  # fmt: skip
+                table.add(
+                    f'{case.label} forward',
+                    f'{case.width}x{case.height}, {path}',
+                    f'{result["seconds"] * 1e3:.1f} ms',
+                    f'{result["peak_gib"]:.2f}',
+                    f'{result["first_seconds"]:.1f}',
+                )
 
             table.run(f'{label} forward', path, one)
             if config['device'] == 'cuda':
@@ -121,13 +163,17 @@ def training_rows(table: Table, config: dict):
     size, batch = config['train_size'], config['train_batch']
     for mode, compile in (('bf16 eager', False), ('bf16 + compile', config['compile'])):
         network = network_options({'type': 'DMTNet', 'variant': 'B'}, config)
-        case = TrainCase(network, 'DMTNet-B', size, batch, config['device'], 'bf16',
-                         compile, config['train_iters'])  # fmt: skip
+        case = TrainCase(network, 'DMTNet-B', size, batch, config['device'], 'bf16', compile, config['train_iters'])
 
         def one(case=case, mode=mode):
             result = measure_training(case)
-            table.add('DMTNet-B training', f'{size}x{size}, batch {batch}, {mode}',
-                      f'{result["iterations_per_second"]:.2f} it/s', '', f'{result["first_seconds"]:.1f}')  # fmt: skip
+            table.add(
+                'DMTNet-B training',
+                f'{size}x{size}, batch {batch}, {mode}',
+                f'{result["iterations_per_second"]:.2f} it/s',
+                '',
+                f'{result["first_seconds"]:.1f}',
+            )
 
         table.run('DMTNet-B training', mode, one)
 
@@ -149,8 +195,9 @@ def training_options(data: Path, name: str, config: dict) -> dict:
                 'dataroot_gt': 'target',
             }
             opt['datasets'][split][key] = str(data / split / view[key])
-    opt['datasets']['train'].update(gt_size=config['patch'], batch_size_per_gpu=config['run_batch'],
-                                    num_worker_per_gpu=config['workers'])  # fmt: skip
+    opt['datasets']['train'].update(
+        gt_size=config['patch'], batch_size_per_gpu=config['run_batch'], num_worker_per_gpu=config['workers']
+    )
     iters = config['run_iters']
     opt['network_g'].update(config['networks'].get('DMTNet', {}))
     opt['train'].update(total_iter=iters, ema_decay=0.999, amp='bf16')
@@ -178,24 +225,53 @@ def training_run_row(table: Table, config: dict, folder: Path, keep: bool):
     def one():
         train_count, val_count = config['samples']
         for split, count, seed in (('train', train_count, 0), ('val', val_count, 1)):
-            subprocess.run([sys.executable, str(ROOT / 'scripts' / 'make_synthetic_dp.py'), '--count', str(count),
-                            '--size', '128', '--seed', str(seed), '--out', str(folder / split), '--quiet'],
-                           check=True, capture_output=True)  # fmt: skip
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / 'scripts' / 'make_synthetic_dp.py'),
+                    '--count',
+                    str(count),
+                    '--size',
+                    '128',
+                    '--seed',
+                    str(seed),
+                    '--out',
+                    str(folder / split),
+                    '--quiet',
+                ],
+                check=True,
+                capture_output=True,
+            )
         options = folder / f'{name}.yml'
         options.write_text(yaml.dump(training_options(folder, name, config), Dumper=ordered_yaml()[1]))
         start = time.monotonic()
         remaining = max(30.0, table.budget - (time.monotonic() - table.start) + 60)
-        done = subprocess.run([sys.executable, str(ROOT / 'dmtnet_arch' / 'train.py'), '-opt', str(options)],
-                              capture_output=True, text=True, timeout=remaining)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, str(ROOT / 'dmtnet_arch' / 'train.py'), '-opt', str(options)],
+            capture_output=True,
+            text=True,
+            timeout=remaining,
+        )
         seconds = time.monotonic() - start
         if done.returncode:
             last = (done.stderr.strip().splitlines() or ['(no output)'])[-1]
-            table.add('DMTNet-T training run', f'{iters} iterations', f'exit status {done.returncode}: {last}'[:300],
-                      '', f'{seconds:.0f} s', failed=True)  # fmt: skip
+            table.add(
+                'DMTNet-T training run',
+                f'{iters} iterations',
+                f'exit status {done.returncode}: {last}'[:300],
+                '',
+                f'{seconds:.0f} s',
+                failed=True,
+            )
             return
         psnr = final_psnr(experiment, iters)
-        table.add('DMTNet-T training run', f'{iters} it, bf16, val + EMA, dmtnet_arch/train.py',
-                  f'exit status 0, final PSNR {psnr}', '', f'{seconds:.0f} s in all')  # fmt: skip
+        table.add(
+            'DMTNet-T training run',
+            f'{iters} it, bf16, val + EMA, dmtnet_arch/train.py',
+            f'exit status 0, final PSNR {psnr}',
+            '',
+            f'{seconds:.0f} s in all',
+        )
 
     try:
         table.run('DMTNet-T training run', f'{iters} iterations', one)

@@ -123,8 +123,14 @@ def onnxruntime_deblurrer(args, log):
     """The ONNX file of ``--weights`` on onnxruntime's CPU provider; torch-only options are refused by name."""
     from dmtnet_arch.tools.onnx_inference import OnnxDeblurrer, check_torch_only_options
 
-    given = {'--amp': args.amp, '--compile': args.compile, '--channels-last': args.channels_last,
-             '--save-alpha': args.save_alpha, '--param-key': args.param_key, '-opt': args.opt}  # fmt: skip
+    given = {
+        '--amp': args.amp,
+        '--compile': args.compile,
+        '--channels-last': args.channels_last,
+        '--save-alpha': args.save_alpha,
+        '--param-key': args.param_key,
+        '-opt': args.opt,
+    }
     check_torch_only_options(given)
     if args.device not in ('auto', 'cpu'):
         raise ValueError(f'--device {args.device}: the onnxruntime backend runs on the CPU; use --backend torch')

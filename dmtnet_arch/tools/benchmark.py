@@ -167,9 +167,15 @@ ONNX_CHILD = (
 def measure_onnxruntime(case: Case, onnx_path: str) -> dict:
     """The case on onnxruntime, in a new interpreter that imports neither torch nor basicsr: its peak memory is
     what the inference command's onnxruntime backend needs."""
-    arguments = {'path': onnx_path, 'shape': [1, case.channels, case.height, case.width], 'tile': case.tile,
-                 'tile_overlap': case.tile_overlap, 'warmup': case.warmup, 'repeats': case.repeats,
-                 'threads': case.threads}  # fmt: skip
+    arguments = {
+        'path': onnx_path,
+        'shape': [1, case.channels, case.height, case.width],
+        'tile': case.tile,
+        'tile_overlap': case.tile_overlap,
+        'warmup': case.warmup,
+        'repeats': case.repeats,
+        'threads': case.threads,
+    }
     env = {
         **os.environ,
         'PYTHONPATH': os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get('PYTHONPATH')])),
@@ -208,8 +214,15 @@ def convolution_rate(case: Case) -> float:
     return 64 * 64 * 9 * case.height * case.width / statistics.median(times[1:])
 
 
-def training_iterations_per_second(network: dict, device: str, size: int = 512, batch: int = 8, iters: int = 10,
-                                   amp: str | None = 'bf16', compile: bool = False) -> float:  # fmt: skip
+def training_iterations_per_second(
+    network: dict,
+    device: str,
+    size: int = 512,
+    batch: int = 8,
+    iters: int = 10,
+    amp: str | None = 'bf16',
+    compile: bool = False,
+) -> float:
     """Training speed: Adam steps per second on random (batch, 6, size, size) patches, L1 loss."""
     case = TrainCase(network, '', size, batch, device, amp, compile, iters)
     return measure_training(case)['iterations_per_second']
