@@ -110,8 +110,8 @@ def torch_deblurrer(args, log):
     )
     if device.type == 'cpu' and not args.amp and cpu_has_fast_bf16():
         log.info(
-            'this CPU runs bf16 natively: --amp bf16 ran DMTNet-B 1.8 to 2.6x faster than float32 on a 2-core '
-            'AVX-512 CPU, within 0.01 dB PSNR (docs/performance.md)'
+            'this CPU runs bf16 natively: --amp bf16 is likely faster than float32, at a small cost in accuracy '
+            '(measured in docs/performance.md)'
         )
     deblurrer = Deblurrer(
         net, device, args.amp, channels_last, args.compile, args.tile, args.tile_overlap, bool(args.save_alpha)

@@ -246,6 +246,19 @@ def check_tiny_test_metrics(path: Path):
     assert all(math.isfinite(float(row['psnr'])) for row in rows)
 
 
+def basicsr_toolbox(root: Path, scripts=('train.py',)) -> Path:
+    """A toolbox folder holding copies of BasicSR's own, unmodified ``basicsr/<script>`` files; they find the plugin
+    through the installed start-up hook, so the installed copy must match this checkout."""
+    import basicsr
+
+    stale = stale_installed_files()
+    assert not stale, f'the installed plugin differs from this checkout in {stale}: run `make install` first'
+    (root / 'basicsr').mkdir(parents=True)
+    for script in scripts:
+        shutil.copy(Path(basicsr.__file__).parent / script, root / 'basicsr' / script)
+    return root
+
+
 def stale_installed_files() -> list[str]:
     """Plugin sources that differ between this checkout and the copy installed in site-packages."""
     installed = Path(sysconfig.get_paths()['purelib'])

@@ -25,7 +25,7 @@ from dmtnet_arch.data.data_util import (
 )
 from dmtnet_arch.utils.device_util import PeakMemory
 from dmtnet_arch.utils.file_util import DISK_FULL_ERRNOS, csv_bytes, temporary_name, write_bytes_atomically
-from dmtnet_arch.utils.img_util import bit_depth, float_to_integer, to_float, write_image
+from dmtnet_arch.utils.img_util import bit_depth, float_to_integer, tensor2img, to_float, write_image
 from dmtnet_arch.utils.tile_util import tiled_forward
 
 # One logger for the inference command, whichever backend runs.
@@ -76,17 +76,9 @@ def read_input(sample: DualPixelSample, channels: int) -> InputPair:
     return InputPair(output_name(sample), lq, bit_depth(views['left']), note)
 
 
-def as_numpy(array) -> np.ndarray:
-    """A numpy array, or a torch tensor (any device, any float type) as a float32 numpy array; torch is not
-    imported here: the onnxruntime backend runs without it."""
-    if isinstance(array, np.ndarray):
-        return array
-    return array.detach().float().cpu().numpy()
-
-
 def to_integer_image(output, bits: int) -> np.ndarray:
     """(1, 3, H, W) float output (numpy or torch) -> H x W x 3 RGB uint8 or uint16, clipped to [0, 1] and rounded."""
-    return float_to_integer(as_numpy(output)[0].transpose(1, 2, 0), bits)
+    return float_to_integer(tensor2img(output), bits)
 
 
 def pairs_from_arguments(left: str, right: str) -> tuple[list, list]:

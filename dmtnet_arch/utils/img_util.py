@@ -57,9 +57,11 @@ def img2tensor(image: np.ndarray):
 
 
 def tensor2img(tensor) -> np.ndarray:
-    """A C x H x W (or 1 x C x H x W) tensor as an H x W x C float32 array on the CPU, values as they are."""
-    tensor = tensor[0] if tensor.dim() == 4 else tensor
-    return tensor.detach().float().cpu().numpy().transpose(1, 2, 0)
+    """A C x H x W (or 1 x C x H x W) tensor, or numpy array (the onnxruntime backend's outputs), as an H x W x C
+    float32 array on the CPU, values as they are."""
+    tensor = tensor[0] if tensor.ndim == 4 else tensor
+    array = tensor if isinstance(tensor, np.ndarray) else tensor.detach().float().cpu().numpy()
+    return array.astype(np.float32, copy=False).transpose(1, 2, 0)
 
 
 SCALE_BY_DTYPE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}

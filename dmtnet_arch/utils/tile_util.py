@@ -43,20 +43,6 @@ def window_array(size: int, start: int, length: int, overlap: int) -> np.ndarray
     return window
 
 
-def raised_cosine_ramp(length: int, device=None):
-    """:func:`ramp_array` as a torch tensor on ``device``."""
-    import torch
-
-    return torch.from_numpy(ramp_array(length)).to(device)
-
-
-def tile_window(size: int, start: int, length: int, overlap: int, device=None):
-    """:func:`window_array` as a torch tensor on ``device``."""
-    import torch
-
-    return torch.from_numpy(window_array(size, start, length, overlap)).to(device)
-
-
 def check_tiling(tile: int, overlap: int):
     """A tile must be positive and larger than its overlap; errors name the options."""
     if tile <= 0:

@@ -25,6 +25,7 @@ from tests.helpers import (
     TEST_ENTRY,
     TIMEOUT,
     TRAIN_ENTRY,
+    basicsr_toolbox,
     check_ok,
     dataset_opt,
     eval_options,
@@ -33,7 +34,6 @@ from tests.helpers import (
     read_csv,
     remove_outputs,
     run,
-    stale_installed_files,
     torchrun,
     train_options,
     train_until_a_state_then_sigkill,
@@ -218,11 +218,8 @@ def test_bad_validation_images_stop_every_rank_naming_the_files(tmp_path, new_na
 
 @pytest.mark.slow
 def test_toolbox_train_script_resumes_on_cpu_from_another_directory_after_sigkill(tmp_path):
-    stale = stale_installed_files()
-    assert not stale, f'the installed plugin differs from this checkout in {stale}: run `make install` first'
-    toolbox = tmp_path / 'toolbox'
-    (toolbox / 'basicsr').mkdir(parents=True)
-    script = shutil.copy(Path(basicsr.__file__).parent / 'train.py', toolbox / 'basicsr' / 'train.py')
+    toolbox = basicsr_toolbox(tmp_path / 'toolbox')
+    script = toolbox / 'basicsr' / 'train.py'
     data = make_data(tmp_path / 'data', 2)
     name = unique_name('toolbox_resume')
     experiment = toolbox / 'experiments' / name

@@ -34,6 +34,7 @@ from tests.helpers import (
     SIZE,
     TEST_ENTRY,
     TRAIN_ENTRY,
+    basicsr_toolbox,
     check_ok,
     check_tiny_test_metrics,
     eval_options,
@@ -44,7 +45,6 @@ from tests.helpers import (
     read_csv,
     remove_outputs,
     run,
-    stale_installed_files,
     temp_files,
     torchrun,
     train_options,
@@ -264,14 +264,7 @@ def test_train_entry_under_torchrun(tmp_path, new_name):
 
 @pytest.mark.slow
 def test_unmodified_basicsr_toolbox_trains_and_tests(tmp_path):
-    import basicsr
-
-    stale = stale_installed_files()
-    assert not stale, f'the installed plugin differs from this checkout in {stale}: run `make install` first'
-    toolbox = tmp_path / 'toolbox'
-    (toolbox / 'basicsr').mkdir(parents=True)
-    for script in ('train.py', 'test.py'):
-        shutil.copy(Path(basicsr.__file__).parent / script, toolbox / 'basicsr' / script)
+    toolbox = basicsr_toolbox(tmp_path / 'toolbox', ('train.py', 'test.py'))
     data = make_data(tmp_path / 'data', 2)
     name = unique_name('toolbox')
     train_yml = write_yaml(tmp_path / 'train.yml', train_options(name, data, total_iter=2, save_freq=2))
