@@ -91,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
             'left/right split of the DP PSF: 1 = full linear ramp; lower = less disparity per px of blur',
         ),
         (
+            '--rim-floor',
+            non_negative_float,
+            PsfModel().rim_floor,
+            "the PSF disc's centre brightness relative to its rim: <1 bright rim, 1 flat, >1 bright centre",
+        ),
+        (
+            '--psf-softness',
+            non_negative_float,
+            PsfModel().sigma_per_radius,
+            'Gaussian softening of the PSF disc edge, in px of sigma per px of radius (plus 0.5 px)',
+        ),
+        (
             '--psf-variation',
             fraction,
             PsfModel().shape_variation,
@@ -142,7 +154,12 @@ def main(argv=None) -> int:
         sources_dir=args.sources,
         noise_std=args.noise,
         camera=CameraModel(f_number=args.f_number),
-        psf_model=PsfModel(ramp_strength=args.ramp_strength, shape_variation=args.psf_variation),
+        psf_model=PsfModel(
+            ramp_strength=args.ramp_strength,
+            rim_floor=args.rim_floor,
+            sigma_per_radius=args.psf_softness,
+            shape_variation=args.psf_variation,
+        ),
         content=ContentModel(dead_leaves_probability=args.dead_leaves),
         scene=SceneRanges(focus_on_foreground_probability=args.focus_on_foreground),
         pipeline=CameraPipeline(

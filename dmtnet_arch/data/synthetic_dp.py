@@ -49,7 +49,10 @@ class CameraModel:
 
 @dataclass(frozen=True)
 class PsfModel:
-    """DP PSF shape: bright-rim disc (Butterworth high-pass with floor), Gaussian softening, in-focus threshold."""
+    """DP PSF shape: bright-rim disc (Butterworth high-pass with floor), Gaussian softening, in-focus threshold.
+
+    ``rim_floor`` is the centre's brightness relative to the rim: below 1 a bright rim, 1 a flat disc, above 1 a
+    bright centre. The softening's sigma is ``sigma_px + sigma_per_radius * radius``."""
 
     rim_floor: float = 0.5
     rim_order: int = 3
@@ -62,7 +65,8 @@ class PsfModel:
 
     def varied(self, rng: np.random.Generator) -> 'PsfModel':
         """This shape with ramp strength, rim floor and softening each scaled by a factor drawn in
-        [1 - shape_variation, 1 + shape_variation] (steps of 0.05, so the PSF cache still hits): one per sample."""
+        [1 - shape_variation, 1 + shape_variation] (steps of 0.05, so the PSF cache still hits): one per sample.
+        The ramp strength stays at most 1; a rim floor above 1 (a brighter centre) is a valid shape."""
 
         def scaled(value: float, top: float) -> float:
             factor = np.round(rng.uniform(1 - self.shape_variation, 1 + self.shape_variation) / 0.05) * 0.05
@@ -71,7 +75,7 @@ class PsfModel:
         return replace(
             self,
             ramp_strength=scaled(self.ramp_strength, 1.0),
-            rim_floor=scaled(self.rim_floor, 1.0),
+            rim_floor=scaled(self.rim_floor, np.inf),
             sigma_per_radius=scaled(self.sigma_per_radius, np.inf),
             shape_variation=0.0,
         )

@@ -1,5 +1,7 @@
 """The synthetic dual-pixel generator: thin-lens CoC, DP PSFs, layered rendering, files and determinism."""
 
+import json
+
 import cv2
 import lmdb
 import numpy as np
@@ -256,6 +258,18 @@ def test_command_line_writes_the_requested_size(tmp_path):
     cli.main(['--count', '1', '--size', '24x40', '--seed', '2', '--out', str(tmp_path), '--quiet'])
     assert read_png(tmp_path / 'inputR' / '000000.png').shape == (24, 40, 3)
     assert np.load(tmp_path / 'defocus' / '000000.npy').shape == (24, 40)
+
+
+def test_command_line_passes_the_psf_shape_and_refuses_a_negative_one(tmp_path, capsys):
+    cli = load_script('make_synthetic_dp')
+    shape = ['--rim-floor', '1.2', '--psf-softness', '0.25', '--ramp-strength', '0.7']
+    cli.main(['--count', '1', '--size', '24', '--out', str(tmp_path), '--quiet', *shape])
+    psf = json.loads((tmp_path / 'synthetic_dp.json').read_text())['psf']
+    assert (psf['rim_floor'], psf['sigma_per_radius'], psf['ramp_strength']) == (1.2, 0.25, 0.7)
+    with pytest.raises(SystemExit):
+        cli.main(['--count', '1', '--out', str(tmp_path / 'bad'), '--psf-softness', '-0.1'])
+    assert "--psf-softness: must be 0 or more, got '-0.1'" in capsys.readouterr().err
+    assert not (tmp_path / 'bad').exists()
 
 
 def test_unreadable_source_image_is_named(tmp_path):

@@ -1,5 +1,6 @@
-"""The generator's realism options: dead-leaves content, the DP PSF's ramp strength, autofocus on the foreground,
-and the camera pipeline (linear light, view imbalance, 8-bit quantisation, JPEG), and the statistics that chose them."""
+"""The generator's realism options: dead-leaves content, the DP PSF's ramp strength, rim and softness, autofocus on
+the foreground, and the camera pipeline (linear light, view imbalance, 8-bit quantisation, JPEG), and the
+statistics that chose them."""
 
 import json
 
@@ -80,6 +81,54 @@ def test_ramp_strength_keeps_the_psf_properties_and_scales_the_disparity(strengt
     assert np.array_equal(in_front_left, right) and np.array_equal(in_front_right, left)  # sign flip across focus
 
 
+def radial_profile(psf):
+    half = psf.shape[0] // 2
+    y, x = np.mgrid[-half : half + 1, -half : half + 1]
+    rho = np.hypot(x, y)
+    return [float(psf[(rho >= r - 0.5) & (rho < r + 0.5)].mean()) for r in range(half + 1)]
+
+
+@pytest.mark.parametrize('rim_floor, softness', [(1.0, 0.2), (1.4, 0.3), (0.6, 0.0)])
+def test_rim_floor_and_softness_keep_the_psf_properties(rim_floor, softness):
+    model = sdp.PsfModel(ramp_strength=0.7, rim_floor=rim_floor, sigma_per_radius=softness)
+    left, right, combined = sdp.dual_pixel_psfs(6.0, model)
+    assert np.isclose(left.sum(), 1.0, atol=1e-5) and np.isclose(combined.sum(), 1.0, atol=1e-5)
+    assert np.array_equal(right, left[:, ::-1]) and np.allclose(combined, (left + right) / 2, atol=1e-7)
+    in_front_left, in_front_right, _ = sdp.dual_pixel_psfs(-6.0, model)
+    assert np.array_equal(in_front_left, right) and np.array_equal(in_front_right, left)
+    assert centroid_x(left) < 0 < centroid_x(right)  # behind focus, the left view's PSF leans left
+
+
+def test_rim_floor_sets_the_centre_brightness_relative_to_the_rim():
+    def centre_over_rim(rim_floor):
+        disc = sdp.bright_rim_disc(8.0, sdp.PsfModel(rim_floor=rim_floor))
+        profile = radial_profile(disc)
+        return profile[0] / profile[7]
+
+    # one pixel inside the edge, the Butterworth high-pass has not reached 1 yet
+    assert 0.5 < centre_over_rim(0.5) < 0.65  # the bright rim of the earlier default
+    assert centre_over_rim(1.0) == pytest.approx(1.0, abs=1e-6)  # flat
+    assert 1.25 < centre_over_rim(1.5) < 1.5  # bright centre
+
+
+def test_psf_softness_spreads_light_beyond_the_disc_edge():
+    sharp = sdp.dual_pixel_psfs(6.0, sdp.PsfModel(ramp_strength=0.7, rim_floor=1.0))
+    soft = sdp.dual_pixel_psfs(6.0, sdp.PsfModel(ramp_strength=0.7, rim_floor=1.0, sigma_per_radius=0.25))
+    assert soft[2].shape[0] > sharp[2].shape[0]  # the grid grows with the softening
+    sharp_profile, soft_profile = radial_profile(sharp[2]), radial_profile(soft[2])
+    assert soft_profile[8] > 5 * sharp_profile[8]  # light beyond the disc's edge (radius 6.5)
+    assert soft_profile[0] < sharp_profile[0]
+    assert centroid_x(soft[0]) < centroid_x(sharp[0]) < 0  # the ramp covers the softened edge: a little more shift
+
+
+def test_psf_variation_lets_a_flat_disc_vary_both_ways():
+    model = sdp.PsfModel(rim_floor=1.0, sigma_per_radius=0.2, shape_variation=0.4)
+    drawn = [model.varied(np.random.default_rng(seed)) for seed in range(40)]
+    floors = [d.rim_floor for d in drawn]
+    assert min(floors) < 0.9 and max(floors) > 1.1 and all(0.6 - 1e-9 <= f <= 1.4 + 1e-9 for f in floors)
+    assert all(0.2 * 0.6 - 1e-9 <= d.sigma_per_radius <= 0.2 * 1.4 + 1e-9 for d in drawn)
+
+
 # ------------------------------------------------------------------------------------------------------ the scene
 
 
@@ -140,7 +189,7 @@ def test_settings_file_records_the_realism_options(tmp_path):
         size=32,
         content=sdp.ContentModel(dead_leaves_probability=0.5),
         pipeline=sdp.CameraPipeline(linear_light=True, bits=8, jpeg_quality=(60, 95)),
-        psf_model=sdp.PsfModel(ramp_strength=0.7),
+        psf_model=sdp.PsfModel(ramp_strength=0.7, rim_floor=1.0, sigma_per_radius=0.2),
         progress=False,
     )
     settings = json.loads((tmp_path / 'synthetic_dp.json').read_text())
@@ -153,6 +202,7 @@ def test_settings_file_records_the_realism_options(tmp_path):
         'jpeg_quality': [60, 95],
     }
     assert settings['psf']['ramp_strength'] == 0.7
+    assert settings['psf']['rim_floor'] == 1.0 and settings['psf']['sigma_per_radius'] == 0.2
 
 
 # ------------------------------------------------------------------------------------------ measuring real captures
