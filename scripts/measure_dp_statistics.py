@@ -2,6 +2,7 @@
 folder of real (or synthetic) captures in the inputL/ inputR/ inputC/ target/ layout (docs/synthetic_data.md).
 
     python scripts/measure_dp_statistics.py DIR
+    python scripts/measure_dp_statistics.py DIR --psf-shape   # also fit the generator's PSF shape (about 1 min)
 """
 
 import argparse
@@ -12,18 +13,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
-from dmtnet_arch.tools.dp_statistics import measure_folder, report_lines  # noqa: E402
+from dmtnet_arch.data.synthetic_dp import PsfModel  # noqa: E402
+from dmtnet_arch.tools.dp_statistics import measure_folder, psf_shape_lines, report_lines  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('folder', help='inputL/ inputR/ inputC/ target/ folder')
+    parser.add_argument(
+        '--psf-shape',
+        action='store_true',
+        help="fit the generator's PSF shape (rim floor, softening, ramp strength) to kernels measured behind focus",
+    )
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    print('\n'.join(report_lines(*measure_folder(args.folder))))
+    measurements, balance = measure_folder(args.folder)
+    print('\n'.join(report_lines(measurements, balance)))
+    if args.psf_shape:
+        earlier = PsfModel(ramp_strength=0.7)  # the bright-rim shape of rows B-F in docs/synthetic_data.md
+        print('\n'.join(psf_shape_lines(args.folder, measurements, reference=earlier)))
     return 0
 
 

@@ -4,15 +4,19 @@
 the synthetic generator's defaults were chosen from its output on real Canon crops (``docs/synthetic_data.md``).
 For every textured block, the horizontal shift of the right view against the left is the sub-pixel peak of their
 normalised cross-correlation, and the blur is the radius of the disc that best turns the sharp target into the
-combined view there.
+combined view there. The PSF shape is a least-squares kernel from the target to each view, pooled over blocks of
+similar blur, and the generator's PSF family fitted to those kernels.
 """
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from dmtnet_arch.data.data_util import VIEW_FOLDERS, list_png_names
+from dmtnet_arch.data.synthetic_dp import PsfModel, dual_pixel_psfs
 from dmtnet_arch.utils.img_util import read_image, to_float
 
 DISC_RADII = tuple(np.arange(0.0, 16.5, 0.5))
@@ -148,4 +152,154 @@ def report_lines(measurements: list, balance: dict) -> list:
         'radius px | median |shift| px | blocks',
     ]
     lines += [f'{radius:9.1f} | {shift:16.2f} | {count}' for radius, (shift, count) in fit['by_radius'].items()]
+    return lines
+
+
+# ------------------------------------------------------------------------------------------------------ PSF shape
+
+KERNEL_HALF_WIDTH = 14
+FIT_RADII = tuple(float(r) for r in np.arange(1.0, 12.01, 0.5))
+SHAPE_GRID = {
+    'rim_floor': (0.5, 0.75, 1.0, 1.25, 1.5),
+    'sigma_per_radius': (0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
+    'ramp_strength': (0.5, 0.6, 0.7, 0.8),
+}
+
+
+@dataclass
+class KernelSums:
+    """Normal equations of the least-squares kernels from the target to each view, summed over blocks."""
+
+    gram: np.ndarray = 0.0
+    moments: dict = field(default_factory=lambda: {'left': 0.0, 'right': 0.0})
+    blocks: int = 0
+
+
+def add_block(sums: KernelSums, grey_views: dict, top: int, x0: int, size: int, half: int = KERNEL_HALF_WIDTH):
+    """Add one block: every pixel of the views is a convolution of the target's (2 half + 1)^2 neighbourhood plus an
+    offset. Blocks too close to the border for the neighbourhood are skipped."""
+    window = grey_views['target'][top - half : top + size + half, x0 - half : x0 + size + half]
+    if top < half or x0 < half or window.shape != (size + 2 * half, size + 2 * half):
+        return
+    width = 2 * half + 1
+    design = sliding_window_view(window, (width, width)).reshape(-1, width * width)[:, ::-1]
+    design = np.concatenate([design, np.ones((design.shape[0], 1))], axis=1)
+    sums.gram = sums.gram + design.T @ design
+    for view in sums.moments:
+        sums.moments[view] = sums.moments[view] + design.T @ grey_views[view][top : top + size, x0 : x0 + size].ravel()
+    sums.blocks += 1
+
+
+def gradient_penalty(width: int) -> np.ndarray:
+    """Quadratic form of the squared differences between horizontally and vertically adjacent kernel taps (the
+    offset, the last unknown, is not penalised)."""
+    penalty = np.zeros((width * width + 1, width * width + 1))
+    index = np.arange(width * width).reshape(width, width)
+    for first, second in ((index[:, :-1], index[:, 1:]), (index[:-1, :], index[1:, :])):
+        for a, b in zip(first.ravel(), second.ravel(), strict=True):
+            penalty[[a, b], [a, b]] += 1
+            penalty[a, b] -= 1
+            penalty[b, a] -= 1
+    return penalty
+
+
+def solve_kernels(sums: KernelSums, smoothness: float = 3e-4) -> dict:
+    """Unit-sum kernel per view, with a gradient penalty scaled to the data (``smoothness`` times the mean diagonal
+    of the normal equations)."""
+    width = int(round(np.sqrt(sums.gram.shape[0] - 1)))
+    weight = smoothness * np.trace(sums.gram) / sums.gram.shape[0]
+    system = sums.gram + weight * gradient_penalty(width) + 1e-6 * weight * np.eye(sums.gram.shape[0])
+    kernels = {}
+    for view, moment in sums.moments.items():
+        kernel = np.linalg.solve(system, moment)[:-1].reshape(width, width)
+        kernels[view] = kernel / kernel.sum()
+    return kernels
+
+
+def centred(kernel: np.ndarray, width: int) -> np.ndarray:
+    """``kernel`` cropped or zero-padded to ``width`` x ``width`` about its centre."""
+    out = np.zeros((width, width))
+    half, own = width // 2, kernel.shape[0] // 2
+    reach = min(half, own)
+    out[half - reach : half + reach + 1, half - reach : half + reach + 1] = kernel[
+        own - reach : own + reach + 1, own - reach : own + reach + 1
+    ]
+    return out
+
+
+def shape_error(kernels: dict, model: PsfModel, radii) -> tuple[float, float]:
+    """Smallest squared difference between the measured left/right kernels (behind the focal plane) and the
+    model's PSFs over ``radii``, relative to the kernels' energy, and the radius that gave it."""
+    width = kernels['left'].shape[0]
+    energy = sum(float((kernels[view] ** 2).sum()) for view in ('left', 'right'))
+    best = (np.inf, 0.0)
+    for radius in radii:
+        left, right, _ = dual_pixel_psfs(float(radius), model)
+        error = float(((centred(left, width) - kernels['left']) ** 2).sum())
+        error += float(((centred(right, width) - kernels['right']) ** 2).sum())
+        best = min(best, (error / energy, float(radius)))
+    return best
+
+
+def fit_psf_shape(kernel_groups: list, grid: dict = SHAPE_GRID, radii=FIT_RADII) -> list:
+    """Every shape of ``grid`` (rim floor, softening per px of radius, ramp strength; radius free per group) ranked
+    by its mean relative error over the groups' kernels: a list of (error, PsfModel), best first."""
+    ranked = []
+    for values in itertools.product(*grid.values()):
+        model = PsfModel(**dict(zip(grid, values, strict=True)))
+        errors = [shape_error(kernels, model, radii)[0] for kernels in kernel_groups]
+        ranked.append((float(np.mean(errors)), model))
+    return sorted(ranked, key=lambda item: item[0])
+
+
+def measured_kernels(
+    root, measurements: list, group_width: float = 1.5, max_radius: float = 9.0, min_blocks: int = 12
+) -> dict:
+    """Kernels from the target to each view, pooled over the blocks behind the focal plane (positive shift) whose
+    disc radius falls in the same ``group_width`` px group, for radii from 2 px to ``max_radius``: {group's median
+    disc radius: (kernels, block count)}."""
+    groups = {}
+    for m in measurements:
+        if m.match_error <= 0.2 and m.shift_px > 0.3 and 2.0 <= m.blur_radius_px < max_radius:
+            groups.setdefault(int(m.blur_radius_px // group_width), []).append(m)
+    result = {}
+    grey_scenes = {}
+    for members in groups.values():
+        if len(members) < min_blocks:
+            continue
+        sums = KernelSums()
+        for m in members:
+            if m.name not in grey_scenes:
+                grey_scenes[m.name] = {
+                    view: grey(to_float(read_image(f'{root}/{VIEW_FOLDERS[view]}/{m.name}')))
+                    for view in ('left', 'right', 'target')
+                }
+            add_block(sums, grey_scenes[m.name], m.y, m.x, 48)
+        if sums.blocks >= min_blocks:
+            result[float(np.median([m.blur_radius_px for m in members]))] = (solve_kernels(sums), sums.blocks)
+    return dict(sorted(result.items()))
+
+
+def psf_shape_lines(root, measurements: list, reference: PsfModel | None = None) -> list:
+    """What ``scripts/measure_dp_statistics.py --psf-shape`` prints: the best-fitting PSF shapes and, for
+    comparison, the error of ``reference``."""
+    groups = measured_kernels(root, measurements)
+    if not groups:
+        return ['PSF shape: too few blurred blocks behind the focal plane to measure']
+    kernels = [item[0] for item in groups.values()]
+    ranked = fit_psf_shape(kernels)
+    lines = [
+        'PSF shape from ' + ', '.join(f'{count} blocks at disc radius {r:.1f}' for r, (_, count) in groups.items()),
+        'relative error | rim floor | softening sigma per px of radius | ramp strength',
+    ]
+    lines += [
+        f'{error:14.4f} | {m.rim_floor:9.2f} | {m.sigma_per_radius:33.2f} | {m.ramp_strength:.2f}'
+        for error, m in ranked[:5]
+    ]
+    if reference is not None:
+        error = np.mean([shape_error(k, reference, FIT_RADII)[0] for k in kernels])
+        lines.append(
+            f'{error:14.4f} | {reference.rim_floor:9.2f} | {reference.sigma_per_radius:33.2f} | '
+            f'{reference.ramp_strength:.2f}   (reference)'
+        )
     return lines

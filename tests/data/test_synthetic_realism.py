@@ -4,6 +4,7 @@ statistics that chose them."""
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -242,3 +243,26 @@ def test_psf_variation_draws_a_shape_per_sample_within_its_range(sources):
     varied = sample(sources, seed=3, psf_model=model)
     assert np.array_equal(varied.left, sample(sources, seed=3, psf_model=model).left)
     assert not np.array_equal(varied.left, sample(sources, seed=3, psf_model=sdp.PsfModel(ramp_strength=0.7)).left)
+
+
+def test_kernels_measured_from_a_known_blur_recover_the_psf_and_its_shape():
+    truth = sdp.PsfModel(ramp_strength=0.7, rim_floor=1.0, sigma_per_radius=0.2)
+    rng = np.random.default_rng(0)
+    target = cv2.GaussianBlur(rng.random((160, 160)), (0, 0), 1.0)
+    left_psf, right_psf, _ = sdp.dual_pixel_psfs(5.0, truth)
+    views = {'target': target, 'left': sdp.convolve(target[..., None], left_psf)[..., 0]}
+    views['right'] = sdp.convolve(target[..., None], right_psf)[..., 0]
+    sums = stats.KernelSums()
+    for top in (16, 64, 96):
+        for x0 in (16, 64, 96):
+            stats.add_block(sums, views, top, x0, 48)
+    assert sums.blocks == 9
+    stats.add_block(sums, views, 0, 0, 48)  # too close to the border: skipped
+    assert sums.blocks == 9
+    kernels = stats.solve_kernels(sums, smoothness=1e-6)
+    assert np.abs(kernels['left'] - stats.centred(left_psf, 29)).max() < 0.1 * left_psf.max()
+    grid = {'rim_floor': (0.5, 1.0), 'sigma_per_radius': (0.05, 0.2), 'ramp_strength': (0.5, 0.7)}
+    ranked = stats.fit_psf_shape([kernels], grid)
+    error, best = ranked[0]
+    assert (best.rim_floor, best.sigma_per_radius, best.ramp_strength) == (1.0, 0.2, 0.7) and error < 0.01
+    assert stats.shape_error(kernels, truth, stats.FIT_RADII)[1] == 5.0  # the radius is found too
