@@ -52,13 +52,7 @@ PRECISIONS = {
     'fast': {'amp': 'bf16', 'compile': True, 'channels_last': True},
     'onnxruntime': {'backend': 'onnxruntime'},
 }
-TRAIN_MODES = {
-    'eager': {},
-    'bf16': {'amp': 'bf16'},
-    'fp16': {'amp': 'fp16'},
-    'compile': {'compile': True},
-    'compile-bf16': {'amp': 'bf16', 'compile': True},
-}
+TRAIN_MODES = {'eager': {}, **{name: PRECISIONS[name] for name in ('bf16', 'fp16', 'compile', 'compile-bf16')}}
 
 
 def parse_choices(text: str, known: dict, option: str) -> list[str]:

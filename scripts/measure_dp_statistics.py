@@ -2,7 +2,7 @@
 folder of real (or synthetic) captures in the inputL/ inputR/ inputC/ target/ layout (docs/synthetic_data.md).
 
     python scripts/measure_dp_statistics.py DIR
-    python scripts/measure_dp_statistics.py DIR --psf-shape   # also fit the generator's PSF shape (about 1 min)
+    python scripts/measure_dp_statistics.py DIR --psf-shape   # also fit the generator's PSF shape
 """
 
 import argparse
@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed c
 
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.data.synthetic_dp import PsfModel  # noqa: E402
-from dmtnet_arch.tools.dp_statistics import measure_folder, psf_shape_lines, report_lines  # noqa: E402
+from dmtnet_arch.tools.dp_statistics import KernelGroups, measure_folder, psf_shape_lines, report_lines  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,11 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    measurements, balance = measure_folder(args.folder)
-    print('\n'.join(report_lines(measurements, balance)))
-    if args.psf_shape:
+    kernel_groups = KernelGroups() if args.psf_shape else None
+    print('\n'.join(report_lines(*measure_folder(args.folder, kernel_groups))))
+    if kernel_groups is not None:
         earlier = PsfModel(ramp_strength=0.7)  # the bright-rim shape of rows B-F in docs/synthetic_data.md
-        print('\n'.join(psf_shape_lines(args.folder, measurements, reference=earlier)))
+        print('\n'.join(psf_shape_lines(kernel_groups, reference=earlier)))
     return 0
 
 

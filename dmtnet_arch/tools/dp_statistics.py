@@ -129,14 +129,18 @@ def view_balance(views: dict, columns: int = 8) -> np.ndarray:
     return np.array([left[:, s].mean() / max(right[:, s].mean(), 1e-9) for s in strips])
 
 
-def measure_folder(root) -> tuple[list, dict]:
+def measure_folder(root, kernel_groups: 'KernelGroups | None' = None) -> tuple[list, dict]:
     """Block measurements of every scene of an ``inputL/ inputR/ inputC/ target/`` folder and each scene's
-    left/right brightness ratio per vertical strip."""
+    left/right brightness ratio per vertical strip; each scene's blocks also go into ``kernel_groups`` when given
+    (every image is read once)."""
     measurements, balance = [], {}
     for name in list_png_names(f'{root}/{VIEW_FOLDERS["left"]}'):
         views = {view: to_float(read_image(f'{root}/{folder}/{name}')) for view, folder in VIEW_FOLDERS.items()}
-        measurements += measure_scene(name, views)
+        scene = measure_scene(name, views)
+        measurements += scene
         balance[name] = view_balance(views)
+        if kernel_groups is not None:
+            kernel_groups.add_scene(views, scene)
     return measurements, balance
 
 
@@ -193,14 +197,14 @@ def add_block(sums: KernelSums, grey_views: dict, top: int, x0: int, size: int, 
 def gradient_penalty(width: int) -> np.ndarray:
     """Quadratic form of the squared differences between horizontally and vertically adjacent kernel taps (the
     offset, the last unknown, is not penalised)."""
-    penalty = np.zeros((width * width + 1, width * width + 1))
     index = np.arange(width * width).reshape(width, width)
-    for first, second in ((index[:, :-1], index[:, 1:]), (index[:-1, :], index[1:, :])):
-        for a, b in zip(first.ravel(), second.ravel(), strict=True):
-            penalty[[a, b], [a, b]] += 1
-            penalty[a, b] -= 1
-            penalty[b, a] -= 1
-    return penalty
+    first = np.concatenate([index[:, :-1].ravel(), index[:-1, :].ravel()])
+    second = np.concatenate([index[:, 1:].ravel(), index[1:, :].ravel()])
+    differences = np.zeros((first.size, width * width + 1))
+    rows = np.arange(first.size)
+    differences[rows, first] = -1.0
+    differences[rows, second] = 1.0
+    return differences.T @ differences
 
 
 def solve_kernels(sums: KernelSums, smoothness: float = 3e-4) -> dict:
@@ -252,38 +256,40 @@ def fit_psf_shape(kernel_groups: list, grid: dict = SHAPE_GRID, radii=FIT_RADII)
     return sorted(ranked, key=lambda item: item[0])
 
 
-def measured_kernels(
-    root, measurements: list, group_width: float = 1.5, max_radius: float = 9.0, min_blocks: int = 12
-) -> dict:
-    """Kernels from the target to each view, pooled over the blocks behind the focal plane (positive shift) whose
-    disc radius falls in the same ``group_width`` px group, for radii from 2 px to ``max_radius``: {group's median
-    disc radius: (kernels, block count)}."""
-    groups = {}
-    for m in measurements:
-        if m.match_error <= 0.2 and m.shift_px > 0.3 and 2.0 <= m.blur_radius_px < max_radius:
-            groups.setdefault(int(m.blur_radius_px // group_width), []).append(m)
-    result = {}
-    grey_scenes = {}
-    for members in groups.values():
-        if len(members) < min_blocks:
-            continue
-        sums = KernelSums()
-        for m in members:
-            if m.name not in grey_scenes:
-                grey_scenes[m.name] = {
-                    view: grey(to_float(read_image(f'{root}/{VIEW_FOLDERS[view]}/{m.name}')))
-                    for view in ('left', 'right', 'target')
-                }
-            add_block(sums, grey_scenes[m.name], m.y, m.x, 48)
-        if sums.blocks >= min_blocks:
-            result[float(np.median([m.blur_radius_px for m in members]))] = (solve_kernels(sums), sums.blocks)
-    return dict(sorted(result.items()))
+@dataclass
+class KernelGroups:
+    """Kernel sums per blur group: the blocks behind the focal plane (positive shift) whose disc radius falls in the
+    same ``group_width`` px group, for radii from 2 px to ``max_radius``."""
+
+    group_width: float = 1.5
+    max_radius: float = 9.0
+    sums: dict = field(default_factory=dict)
+    radii: dict = field(default_factory=dict)
+
+    def add_scene(self, views: dict, measurements: list, block: int = 48) -> None:
+        """Add the scene's qualifying blocks (``views``: float RGB ``left``, ``right``, ``target``)."""
+        grey_views = {view: grey(views[view]) for view in ('left', 'right', 'target')}
+        for m in measurements:
+            if m.match_error <= 0.2 and m.shift_px > 0.3 and 2.0 <= m.blur_radius_px < self.max_radius:
+                group = int(m.blur_radius_px // self.group_width)
+                add_block(self.sums.setdefault(group, KernelSums()), grey_views, m.y, m.x, block)
+                self.radii.setdefault(group, []).append(m.blur_radius_px)
+
+    def kernels(self, min_blocks: int = 12) -> dict:
+        """{group's median disc radius: (kernels, block count)} for the groups with at least ``min_blocks`` blocks,
+        by radius."""
+        result = {
+            float(np.median(self.radii[group])): (solve_kernels(sums), sums.blocks)
+            for group, sums in self.sums.items()
+            if sums.blocks >= min_blocks
+        }
+        return dict(sorted(result.items()))
 
 
-def psf_shape_lines(root, measurements: list, reference: PsfModel | None = None) -> list:
+def psf_shape_lines(kernel_groups: KernelGroups, reference: PsfModel | None = None) -> list:
     """What ``scripts/measure_dp_statistics.py --psf-shape`` prints: the best-fitting PSF shapes and, for
     comparison, the error of ``reference``."""
-    groups = measured_kernels(root, measurements)
+    groups = kernel_groups.kernels()
     if not groups:
         return ['PSF shape: too few blurred blocks behind the focal plane to measure']
     kernels = [item[0] for item in groups.values()]
