@@ -5,7 +5,9 @@ the synthetic generator's defaults were chosen from its output on real Canon cro
 For every textured block, the horizontal shift of the right view against the left is the sub-pixel peak of their
 normalised cross-correlation, and the blur is the radius of the disc that best turns the sharp target into the
 combined view there. The PSF shape is a least-squares kernel from the target to each view, pooled over blocks of
-similar blur, and the generator's PSF family fitted to those kernels.
+similar blur, and the generator's PSF family fitted to those kernels. The inputs' compression is how far the mean
+of the two views is from the combined view, matched against the same statistic on the scene's own target rendered
+by the generator and JPEG-compressed at each quality.
 """
 
 import itertools
@@ -16,8 +18,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dmtnet_arch.data.data_util import VIEW_FOLDERS, list_png_names
-from dmtnet_arch.data.synthetic_dp import PsfModel, dual_pixel_psfs
-from dmtnet_arch.utils.img_util import read_image, to_float
+from dmtnet_arch.data.synthetic_dp import PsfModel, convolve, dual_pixel_psfs, quantise_and_compress
+from dmtnet_arch.utils.img_util import bit_depth, read_image, to_float
 
 DISC_RADII = tuple(np.arange(0.0, 16.5, 0.5))
 
@@ -129,18 +131,28 @@ def view_balance(views: dict, columns: int = 8) -> np.ndarray:
     return np.array([left[:, s].mean() / max(right[:, s].mean(), 1e-9) for s in strips])
 
 
-def measure_folder(root, kernel_groups: 'KernelGroups | None' = None) -> tuple[list, dict]:
+def stored_bits(image: np.ndarray) -> int:
+    """Bits per channel the values carry: 8 for a uint8 image or a uint16 one holding only multiples of 257 (8-bit
+    values written at 16 bits, as the generator's ``--bits 8`` does), else the file's own depth."""
+    if image.dtype == np.uint16 and not np.any(image % 257):
+        return 8
+    return bit_depth(image)
+
+
+def measure_folder(root, *collectors) -> tuple[list, dict]:
     """Block measurements of every scene of an ``inputL/ inputR/ inputC/ target/`` folder and each scene's
-    left/right brightness ratio per vertical strip; each scene's blocks also go into ``kernel_groups`` when given
-    (every image is read once)."""
+    left/right brightness ratio per vertical strip. Each scene also goes to every collector's
+    ``add_scene(name, views, measurements, bits)`` (``KernelGroups``, ``CompressionEstimates``): every image is
+    read once."""
     measurements, balance = [], {}
     for name in list_png_names(f'{root}/{VIEW_FOLDERS["left"]}'):
-        views = {view: to_float(read_image(f'{root}/{folder}/{name}')) for view, folder in VIEW_FOLDERS.items()}
+        images = {view: read_image(f'{root}/{folder}/{name}') for view, folder in VIEW_FOLDERS.items()}
+        views = {view: to_float(image) for view, image in images.items()}
         scene = measure_scene(name, views)
         measurements += scene
         balance[name] = view_balance(views)
-        if kernel_groups is not None:
-            kernel_groups.add_scene(views, scene)
+        for collector in collectors:
+            collector.add_scene(name, views, scene, stored_bits(images['left']))
     return measurements, balance
 
 
@@ -266,7 +278,7 @@ class KernelGroups:
     sums: dict = field(default_factory=dict)
     radii: dict = field(default_factory=dict)
 
-    def add_scene(self, views: dict, measurements: list, block: int = 48) -> None:
+    def add_scene(self, name: str, views: dict, measurements: list, bits: int, block: int = 48) -> None:
         """Add the scene's qualifying blocks (``views``: float RGB ``left``, ``right``, ``target``)."""
         grey_views = {view: grey(views[view]) for view in ('left', 'right', 'target')}
         for m in measurements:
@@ -309,3 +321,101 @@ def psf_shape_lines(kernel_groups: KernelGroups, reference: PsfModel | None = No
             f'{reference.ramp_strength:.2f}   (reference)'
         )
     return lines
+
+
+# ---------------------------------------------------------------------------------------------------- compression
+
+JPEG_QUALITIES = tuple(range(10, 100, 5))
+
+
+def psnr_db(image: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR (dB) of float images in [0, 1]."""
+    error = np.mean((np.asarray(image, dtype=np.float64) - reference) ** 2)
+    return float(10.0 * np.log10(1.0 / max(error, 1e-12)))
+
+
+def consistency_error(left: np.ndarray, right: np.ndarray, combined: np.ndarray) -> np.ndarray:
+    """Per-pixel squared difference between the mean of the two views and the combined view (mean over colour).
+    Without loss the combined view is their mean, so what separates them is what each file lost on its own:
+    quantisation and compression."""
+    return np.mean(((left + right) / 2.0 - np.asarray(combined, dtype=np.float64)) ** 2, axis=2)
+
+
+def blocks_psnr(error: np.ndarray, blocks: list, block: int) -> float:
+    """PSNR (dB) of a squared-error map over the given ``(y, x)`` blocks together."""
+    mse = np.mean([error[y : y + block, x : x + block].mean() for y, x in blocks])
+    return float(10.0 * np.log10(1.0 / max(mse, 1e-12)))
+
+
+def rendered_errors(target: np.ndarray, radius: float, bits: int, qualities) -> dict:
+    """{quality: :func:`consistency_error` map} of ``target`` rendered by the generator's PSFs at one disc radius
+    (behind focus, ramp strength 0.7), the three views stored at ``bits`` and JPEG-compressed at each quality."""
+    blurred = [convolve(target, psf) for psf in dual_pixel_psfs(float(radius), PsfModel(ramp_strength=0.7))]
+    return {q: consistency_error(*(quantise_and_compress(v, bits, q) for v in blurred)) for q in qualities}
+
+
+def equivalent_jpeg_quality(consistency: float, curve: dict) -> str:
+    """The JPEG quality whose ``curve`` value ({quality: consistency}, rising with quality) equals
+    ``consistency``, interpolated; beyond the curve's ends, a bound."""
+    qualities, values = zip(*sorted(curve.items()), strict=True)
+    if consistency < values[0]:
+        return f'below {qualities[0]}'
+    if consistency > values[-1]:
+        return f'above {qualities[-1]}'
+    return f'{np.interp(consistency, np.maximum.accumulate(values), qualities):.0f}'
+
+
+@dataclass
+class CompressionEstimates:
+    """Per scene: how consistent the views are with the combined view in its measured blocks and, for 8-bit
+    inputs, the JPEG quality at which the generator's rendering of the scene's own target is as consistent (each
+    block rendered at its own disc radius, rounded to 1 px)."""
+
+    qualities: tuple = JPEG_QUALITIES
+    block: int = 48
+    scenes: dict = field(default_factory=dict)
+
+    def add_scene(self, name: str, views: dict, measurements: list, bits: int) -> None:
+        """Measure one scene (``views``: float RGB ``left``, ``right``, ``combined``, ``target``)."""
+        if not measurements:
+            self.scenes[name] = (None, None)
+            return
+        blocks = [(m.y, m.x) for m in measurements]
+        error = consistency_error(views['left'], views['right'], views['combined'])
+        consistency = blocks_psnr(error, blocks, self.block)
+        if bits != 8:
+            self.scenes[name] = (consistency, None)
+            return
+        by_radius = {}
+        for m in measurements:
+            by_radius.setdefault(float(np.round(m.blur_radius_px)), []).append((m.y, m.x))
+        rendered = {r: rendered_errors(views['target'], r, bits, self.qualities) for r in by_radius}
+        curve = {}
+        for q in self.qualities:
+            assembled = np.zeros_like(error)
+            for r, rb in by_radius.items():
+                for y, x in rb:
+                    assembled[y : y + self.block, x : x + self.block] = rendered[r][q][
+                        y : y + self.block, x : x + self.block
+                    ]
+            curve[q] = blocks_psnr(assembled, blocks, self.block)
+        self.scenes[name] = (consistency, equivalent_jpeg_quality(consistency, curve))
+
+    def lines(self) -> list:
+        """What ``scripts/measure_dp_statistics.py --compression`` prints, one line per scene."""
+        lines = [
+            'scene | PSNR of the mean of the views against the combined view, textured blocks (dB) | '
+            'JPEG quality of the same consistency'
+        ]
+        for name, (consistency, quality) in self.scenes.items():
+            if consistency is None:
+                lines.append(f'{name} | - | - (no textured blocks)')
+            else:
+                lines.append(f'{name} | {consistency:.2f} | {quality or "- (not 8-bit values)"}')
+        numbers = [float(q) for _, q in self.scenes.values() if q is not None and q.isdigit()]
+        if numbers:
+            lines.append(
+                f'median JPEG-equivalent quality over {len(numbers)} scenes: {np.median(numbers):.0f} '
+                f'(scenes {min(numbers):.0f} to {max(numbers):.0f})'
+            )
+        return lines
