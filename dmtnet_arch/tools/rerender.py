@@ -1,0 +1,68 @@
+"""Real content, synthetic degradation: a real folder's targets re-blurred by the generator's dual-pixel PSFs.
+
+Scoring a network on the re-rendered folder and on the real one (``scripts/real_benchmark.py``) separates what
+the real content costs it from what the real degradation (lens PSF, codec) costs it (docs/synthetic_data.md).
+Each scene is blurred uniformly, behind the focal plane, at the median disc radius measured in its textured blocks
+(``dp_statistics``), then its three input views are stored as the real ones are: at their bit depth and, when
+asked, JPEG-compressed.
+"""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dmtnet_arch.data.data_util import VIEW_FOLDERS, list_png_names
+from dmtnet_arch.data.synthetic_dp import PsfModel, convolve, dual_pixel_psfs, quantise_and_compress
+from dmtnet_arch.tools.dp_statistics import measure_scene, stored_bits
+from dmtnet_arch.utils.img_util import bit_depth, float_to_integer, read_image, to_float, write_png
+
+INPUT_VIEWS = ('left', 'right', 'combined')
+
+
+@dataclass(frozen=True)
+class Rerendering:
+    """How the views are made: the PSF family, a fixed disc radius (None: each scene's measured median) and the
+    JPEG quality of the stored views (None: not compressed)."""
+
+    psf_model: PsfModel = PsfModel(ramp_strength=0.7)
+    radius: float | None = None
+    jpeg_quality: int | None = None
+
+
+def median_disc_radius(views: dict) -> float | None:
+    """Median disc radius (px) of the scene's blurred textured blocks; None when it has none."""
+    radii = [m.blur_radius_px for m in measure_scene('scene', views) if m.blur_radius_px >= 1.0]
+    return float(np.median(radii)) if radii else None
+
+
+def rerender_views(target: np.ndarray, radius: float, bits: int, how: Rerendering) -> dict:
+    """``left``, ``right``, ``combined``: ``target`` blurred by the generator's PSFs at ``radius`` (behind focus),
+    stored at ``bits`` (8: rounded and, with a quality, JPEG-compressed; 16: rounded)."""
+    views = {}
+    for view, psf in zip(INPUT_VIEWS, dual_pixel_psfs(float(radius), how.psf_model), strict=True):
+        blurred = convolve(target, psf)
+        views[view] = quantise_and_compress(blurred, 8, how.jpeg_quality) if bits == 8 else blurred
+    return views
+
+
+def rerender_folder(root, out, how: Rerendering = Rerendering()) -> dict:
+    """Re-render every scene of an ``inputL/ inputR/ inputC/ target/`` folder into ``out`` (same layout, the files
+    at their own bit depth, the values at the depth they carry; the targets copied). Returns {scene: the disc
+    radius used}; a scene without blurred blocks (and no fixed radius) is left out and reported as None."""
+    root, out = Path(root), Path(out)
+    used = {}
+    for name in list_png_names(root / VIEW_FOLDERS['left']):
+        images = {view: read_image(root / folder / name) for view, folder in VIEW_FOLDERS.items()}
+        views = {view: to_float(image) for view, image in images.items()}
+        radius = how.radius if how.radius is not None else median_disc_radius(views)
+        used[name] = radius
+        if radius is None:
+            continue
+        file_bits = bit_depth(images['left'])
+        for view, image in rerender_views(views['target'], radius, stored_bits(images['left']), how).items():
+            write_png(out / VIEW_FOLDERS[view] / name, float_to_integer(image, file_bits))
+        (out / VIEW_FOLDERS['target']).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / VIEW_FOLDERS['target'] / name, out / VIEW_FOLDERS['target'] / name)
+    return used

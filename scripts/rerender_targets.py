@@ -1,0 +1,47 @@
+"""Re-blur a real dual-pixel folder's sharp targets with the synthetic generator's PSFs: real content under the
+generator's degradation, to score next to the real folder (docs/synthetic_data.md, "Where the gap is").
+
+    python scripts/rerender_targets.py ../shared/real_dp_canon --out results/rerendered
+    python scripts/rerender_targets.py DIR --out OUT --jpeg-quality 40
+    python scripts/real_benchmark.py --weights synthetic-T --input OUT
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed copy
+
+import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
+from dmtnet_arch.data.synthetic_dp import PsfModel  # noqa: E402
+from dmtnet_arch.tools.rerender import Rerendering, rerender_folder  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('folder', help='inputL/ inputR/ inputC/ target/ folder of real captures')
+    parser.add_argument('--out', required=True, help='where the re-rendered folder goes (same layout)')
+    parser.add_argument('--radius', type=float, help="disc radius in px for every scene (default: each scene's median)")
+    parser.add_argument('--ramp-strength', type=float, default=0.7, help="the generator's PSF ramp strength")
+    parser.add_argument('--jpeg-quality', type=int, help='JPEG-compress the 8-bit input views at this quality')
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 100:
+        raise SystemExit(f'--jpeg-quality {args.jpeg_quality}: expected 1 to 100')
+    if args.radius is not None and args.radius < 0:
+        raise SystemExit(f'--radius {args.radius}: expected a radius of 0 px or more')
+    how = Rerendering(PsfModel(ramp_strength=args.ramp_strength), args.radius, args.jpeg_quality)
+    for name, radius in rerender_folder(args.folder, args.out, how).items():
+        print(
+            f'{name}: '
+            + ('left out (no blurred textured blocks)' if radius is None else f'disc radius {radius:.1f} px')
+        )
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""tools/rerender and scripts/rerender_targets.py: real targets re-blurred by the generator's PSFs."""
+
+import numpy as np
+import pytest
+
+from dmtnet_arch.data import synthetic_dp as sdp
+from dmtnet_arch.data.data_util import VIEW_FOLDERS
+from dmtnet_arch.tools import dp_statistics as stats
+from dmtnet_arch.tools import rerender
+from dmtnet_arch.utils.img_util import float_to_integer, read_image, to_float, write_png
+from tests.helpers import load_script
+
+SIZE = (192, 288)
+
+
+def write_capture(folder, radius: float, bits: int, index: int = 0) -> None:
+    """A photograph at one depth behind the focal plane, rendered by the generator and stored at ``bits``."""
+    texture = sdp.random_texture(sdp.collect_sources(), SIZE, np.random.default_rng(index))
+    layer = sdp.Layer(texture, np.ones(SIZE, np.float32), np.full(SIZE, radius, np.float32))
+    sample = sdp.render_layers([layer], sdp.PsfModel(ramp_strength=0.7))
+    for view, folder_name in VIEW_FOLDERS.items():
+        write_png(folder / folder_name / f'{index:06d}.png', float_to_integer(getattr(sample, view), bits))
+
+
+def read_views(folder, name: str = '000000.png') -> dict:
+    """The four files of one scene of ``folder``, as stored."""
+    return {view: read_image(folder / folder_name / name) for view, folder_name in VIEW_FOLDERS.items()}
+
+
+def test_rerendered_folder_keeps_layout_depth_and_targets_and_blurs_at_the_measured_radius(tmp_path):
+    write_capture(tmp_path / 'real', radius=4.0, bits=16)
+    used = rerender.rerender_folder(tmp_path / 'real', tmp_path / 'out')
+    assert list(used) == ['000000.png'] and abs(used['000000.png'] - 4.0) <= 1.0
+    real, out = read_views(tmp_path / 'real'), read_views(tmp_path / 'out')
+    assert all(image.dtype == np.uint16 for image in out.values())
+    assert np.array_equal(out['target'], real['target'])
+    views = {view: to_float(image) for view, image in out.items()}
+    assert np.abs(views['left'] - views['target']).mean() > 0.01  # blurred
+    shift = stats.horizontal_shift(stats.grey(views['left']), stats.grey(views['right']), 8)
+    assert shift > 0.5  # behind the focal plane: the right view's content lies further right
+
+
+def test_fixed_radius_zero_gives_the_target_itself(tmp_path):
+    write_capture(tmp_path / 'real', radius=4.0, bits=16)
+    rerender.rerender_folder(tmp_path / 'real', tmp_path / 'out', rerender.Rerendering(radius=0.0))
+    out = read_views(tmp_path / 'out')
+    assert all(np.array_equal(out[view], out['target']) for view in rerender.INPUT_VIEWS)
+
+
+def test_jpeg_quality_applies_to_8_bit_views_only_and_costs_consistency(tmp_path):
+    write_capture(tmp_path / 'real', radius=4.0, bits=8)
+    consistency = {}
+    for quality in (None, 20):
+        out = tmp_path / f'q{quality}'
+        rerender.rerender_folder(tmp_path / 'real', out, rerender.Rerendering(radius=3.0, jpeg_quality=quality))
+        images = read_views(out)
+        assert all(image.dtype == np.uint8 for image in images.values())
+        views = {view: to_float(image) for view, image in images.items()}
+        error = stats.consistency_error(views['left'], views['right'], views['combined'])
+        consistency[quality] = stats.blocks_psnr(error, [(0, 0)], min(SIZE))
+    assert consistency[None] > consistency[20] + 3
+
+
+def test_script_reports_each_scene_and_refuses_a_bad_quality(tmp_path, capsys):
+    write_capture(tmp_path / 'real', radius=4.0, bits=8)
+    script = load_script('rerender_targets')
+    assert script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out'), '--jpeg-quality', '50']) == 0
+    assert capsys.readouterr().out.startswith('000000.png: disc radius ')
+    assert (tmp_path / 'out' / 'inputC' / '000000.png').is_file()
+    with pytest.raises(SystemExit, match='--jpeg-quality 0'):
+        script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), '--jpeg-quality', '0'])
