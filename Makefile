@@ -20,7 +20,7 @@ $(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.14.1 torchvision==0.29.1 setuptools wheel
 	$(PIP) --no-build-isolation basicsr==1.4.2
-	$(PIP) --no-build-isolation '.[dev,export]'
+	$(PIP) --no-build-isolation '.[dev,export,video]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -42,5 +42,5 @@ setup(
         'scikit-image',
         'tb-nightly',
     ],
-    extras_require={'dev': ['pytest', 'ruff'], 'export': ['onnx', 'onnxruntime']},
+    extras_require={'dev': ['pytest', 'ruff'], 'export': ['onnx', 'onnxruntime'], 'video': ['av']},
 )

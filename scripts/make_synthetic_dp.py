@@ -54,15 +54,19 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def quality_range(text: str) -> tuple:
-    """'70-95' -> (70, 95): JPEG qualities between 1 and 100."""
-    parts = text.split('-')
-    if len(parts) not in (1, 2) or not all(part.isdigit() and 1 <= int(part) <= 100 for part in parts):
-        raise argparse.ArgumentTypeError(f'JPEG quality must be Q or LOW-HIGH within 1-100, got {text!r}')
-    low, high = int(parts[0]), int(parts[-1])
-    if low > high:
-        raise argparse.ArgumentTypeError(f'JPEG quality range must be LOW-HIGH, got {text!r}')
-    return low, high
+def integer_range(what: str, lowest: int, highest: int):
+    """An argparse type: 'N' or 'LOW-HIGH' -> (low, high), whole numbers within ``lowest``-``highest``."""
+
+    def parse(text: str) -> tuple:
+        parts = text.split('-')
+        if len(parts) not in (1, 2) or not all(part.isdigit() and lowest <= int(part) <= highest for part in parts):
+            raise argparse.ArgumentTypeError(f'{what} must be N or LOW-HIGH within {lowest}-{highest}, got {text!r}')
+        low, high = int(parts[0]), int(parts[-1])
+        if low > high:
+            raise argparse.ArgumentTypeError(f'{what} range must be LOW-HIGH, got {text!r}')
+        return low, high
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,7 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=CameraPipeline().bits,
         help='quantise the input views to 8 bits (files stay 16-bit; the target stays clean)',
     )
-    parser.add_argument('--jpeg-quality', type=quality_range, help='JPEG-compress the input views, Q or LOW-HIGH')
+    codec = parser.add_mutually_exclusive_group()
+    codec.add_argument(
+        '--jpeg-quality',
+        type=integer_range('JPEG quality', 1, 100),
+        help='JPEG-compress the input views, Q or LOW-HIGH',
+    )
+    codec.add_argument(
+        '--h264-crf',
+        type=integer_range('H.264 CRF', 0, 51),
+        help='code the input views as H.264 frames (libx264 CRF, higher = more loss; needs PyAV), N or LOW-HIGH',
+    )
     parser.add_argument('--lmdb', action='store_true', help='also write lqL/lqR/lqC/gt LMDBs for BasicSR')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
@@ -165,8 +179,9 @@ def main(argv=None) -> int:
         pipeline=CameraPipeline(
             linear_light=args.linear_light,
             view_gain_gradient=args.view_gain_gradient,
-            bits=8 if args.jpeg_quality else args.bits,
+            bits=8 if args.jpeg_quality or args.h264_crf else args.bits,
             jpeg_quality=args.jpeg_quality,
+            h264_crf=args.h264_crf,
         ),
         write_lmdb=args.lmdb,
         progress=not args.quiet,

@@ -103,13 +103,19 @@ class NoiseModel:
 class CameraPipeline:
     """What happens between the photodiodes and the file: rendering in linear light and a gamma tone curve, a
     left/right brightness gradient (the two half-pupils vignette differently), and 8-bit quantisation with
-    optional JPEG compression of the three input views (the target stays clean at 16 bits)."""
+    optional JPEG or H.264 compression of the three input views (the target stays clean at 16 bits). JPEG quality
+    and H.264 CRF are ``(low, high)`` ranges drawn per sample."""
 
     linear_light: bool = False
     gamma: float = 2.2
     view_gain_gradient: float = 0.0
     bits: int = 16
     jpeg_quality: tuple | None = None
+    h264_crf: tuple | None = None
+
+    def __post_init__(self):
+        if self.jpeg_quality is not None and self.h264_crf is not None:
+            raise ValueError('CameraPipeline: jpeg_quality and h264_crf are two codecs for the same views; give one')
 
     def to_linear(self, image: np.ndarray) -> np.ndarray:
         """Display-referred values to linear light (identity unless ``linear_light``)."""
@@ -300,26 +306,52 @@ def imbalance_views(sample: RenderedSample, gradient: float) -> RenderedSample:
     return RenderedSample(left, right, (left + right) / 2.0, sample.target, sample.defocus)
 
 
-def quantise_and_compress(view: np.ndarray, bits: int, jpeg_quality: int | None) -> np.ndarray:
-    """A view as an 8-bit camera file holds it: rounded to 8 bits and, with ``jpeg_quality``, JPEG-compressed."""
-    if bits == 16 and jpeg_quality is None:
+def quantise_and_compress(
+    view: np.ndarray, bits: int, jpeg_quality: int | None, h264_crf: int | None = None
+) -> np.ndarray:
+    """A view as an 8-bit camera or video file holds it: rounded to 8 bits and, with ``jpeg_quality``,
+    JPEG-compressed, or with ``h264_crf``, coded as one H.264 frame."""
+    if bits == 16 and jpeg_quality is None and h264_crf is None:
         return view
     codes = np.round(np.clip(view, 0.0, 1.0) * 255.0).astype(np.uint8)
     if jpeg_quality is not None:
         ok, encoded = cv2.imencode('.jpg', codes, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
         codes = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    if h264_crf is not None:
+        codes = h264_frame(codes, h264_crf)
     return codes.astype(np.float32) / 255.0
+
+
+def h264_frame(codes: np.ndarray, crf: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB through one intra-coded H.264 frame (libx264, yuv420p, one thread: deterministic), as a
+    video stores it; odd sizes are padded by edge pixels for the 4:2:0 chroma and cropped back."""
+    try:
+        import av
+    except ImportError as error:
+        raise ImportError("H.264 compression needs PyAV: pip install av (the plugin's [video] extra)") from error
+    height, width = codes.shape[:2]
+    frame = np.pad(codes, ((0, height % 2), (0, width % 2), (0, 0)), mode='edge')
+    buffer = io.BytesIO()
+    with av.open(buffer, 'w', format='mp4') as container:
+        stream = container.add_stream('libx264', rate=1)
+        stream.width, stream.height, stream.pix_fmt = frame.shape[1], frame.shape[0], 'yuv420p'
+        stream.options = {'crf': str(int(crf)), 'preset': 'medium', 'threads': '1'}
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')), *stream.encode()]:
+            container.mux(packet)
+    buffer.seek(0)
+    with av.open(buffer) as container:
+        decoded = next(container.decode(video=0)).to_ndarray(format='rgb24')
+    return np.ascontiguousarray(decoded[:height, :width])
 
 
 def through_camera(sample: RenderedSample, pipeline: CameraPipeline, rng: np.random.Generator) -> RenderedSample:
     """Tone curve on every view and the target; quantisation and compression on the input views only."""
-    quality = (
-        None
-        if pipeline.jpeg_quality is None
-        else int(rng.integers(pipeline.jpeg_quality[0], pipeline.jpeg_quality[1] + 1))
+    quality, crf = (
+        None if span is None else int(rng.integers(span[0], span[1] + 1))
+        for span in (pipeline.jpeg_quality, pipeline.h264_crf)
     )
     views = [
-        quantise_and_compress(pipeline.to_display(view), pipeline.bits, quality)
+        quantise_and_compress(pipeline.to_display(view), pipeline.bits, quality, crf)
         for view in (sample.left, sample.right, sample.combined)
     ]
     return RenderedSample(*views, pipeline.to_display(sample.target), sample.defocus)

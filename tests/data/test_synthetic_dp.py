@@ -272,6 +272,20 @@ def test_command_line_passes_the_psf_shape_and_refuses_a_negative_one(tmp_path, 
     assert not (tmp_path / 'bad').exists()
 
 
+def test_command_line_takes_one_codec_and_checks_its_range(tmp_path, capsys):
+    cli = load_script('make_synthetic_dp')
+    for bad, message in (
+        (['--h264-crf', '52'], "H.264 CRF must be N or LOW-HIGH within 0-51, got '52'"),
+        (['--h264-crf', '40-30'], "H.264 CRF range must be LOW-HIGH, got '40-30'"),
+        (['--jpeg-quality', '0'], "JPEG quality must be N or LOW-HIGH within 1-100, got '0'"),
+        (['--jpeg-quality', '50', '--h264-crf', '30'], 'not allowed with argument'),
+    ):
+        with pytest.raises(SystemExit):
+            cli.main(['--count', '1', '--out', str(tmp_path / 'bad'), *bad])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / 'bad').exists()
+
+
 def test_unreadable_source_image_is_named(tmp_path):
     (tmp_path / 'broken.png').write_bytes(b'not a png')
     with pytest.raises(ValueError, match=r'broken\.png: cannot be read'):

@@ -167,6 +167,35 @@ def test_eight_bits_and_jpeg_touch_the_inputs_not_the_target(sources):
     assert np.array_equal(jpeg.left, sample(sources, pipeline=sdp.CameraPipeline(bits=8, jpeg_quality=(30, 30))).left)
 
 
+def test_h264_touches_the_inputs_not_the_target_deterministically_and_loses_more_at_a_higher_crf(sources):
+    pytest.importorskip('av', reason="PyAV: the plugin's [video] extra")
+    clean = sample(sources)
+    light, heavy = (sample(sources, pipeline=sdp.CameraPipeline(bits=8, h264_crf=(crf, crf))) for crf in (10, 40))
+    assert np.array_equal(heavy.target, clean.target)
+    assert np.allclose(heavy.left * 255, np.round(heavy.left * 255), atol=1e-4)
+    error = {name: np.abs(views.left - clean.left).mean() for name, views in (('light', light), ('heavy', heavy))}
+    assert 0 < error['light'] < error['heavy']
+    again = sample(sources, pipeline=sdp.CameraPipeline(bits=8, h264_crf=(40, 40)))
+    assert np.array_equal(heavy.left, again.left) and np.array_equal(heavy.combined, again.combined)
+
+
+def test_h264_frame_keeps_an_odd_size():
+    pytest.importorskip('av', reason="PyAV: the plugin's [video] extra")
+    y, x = np.mgrid[:17, :23]
+    grey = 40 + 6 * x + 2 * y  # at most 204
+    grey[:, 7] = 250  # a bright line, to see that the crop keeps the frame in place
+    codes = np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
+    decoded = sdp.h264_frame(codes, 0)
+    assert decoded.shape == codes.shape and decoded.dtype == np.uint8
+    assert np.abs(decoded.astype(int) - codes).mean() < 3  # CRF 0 is lossless in YUV; grey survives 4:2:0
+    assert np.all(decoded[..., 0].argmax(axis=1) == 7)
+
+
+def test_one_codec_per_pipeline():
+    with pytest.raises(ValueError, match='jpeg_quality and h264_crf'):
+        sdp.CameraPipeline(bits=8, jpeg_quality=(50, 50), h264_crf=(30, 30))
+
+
 def test_view_gain_gradient_brightens_the_views_towards_opposite_sides():
     flat = np.full((32, 64, 3), 0.5, np.float32)
     rendered = sdp.RenderedSample(flat, flat.copy(), flat.copy(), flat.copy(), np.zeros((32, 64), np.float32))
@@ -201,6 +230,7 @@ def test_settings_file_records_the_realism_options(tmp_path):
         'view_gain_gradient': 0.0,
         'bits': 8,
         'jpeg_quality': [60, 95],
+        'h264_crf': None,
     }
     assert settings['psf']['ramp_strength'] == 0.7
     assert settings['psf']['rim_floor'] == 1.0 and settings['psf']['sigma_per_radius'] == 0.2
