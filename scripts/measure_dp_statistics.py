@@ -4,6 +4,7 @@ folder of real (or synthetic) captures in the inputL/ inputR/ inputC/ target/ la
     python scripts/measure_dp_statistics.py DIR
     python scripts/measure_dp_statistics.py DIR --psf-shape   # also fit the generator's PSF shape
     python scripts/measure_dp_statistics.py DIR --compression # also estimate the inputs' JPEG-equivalent quality
+    python scripts/measure_dp_statistics.py DIR --compression h264   # ... or their H.264-equivalent CRF
 """
 
 import argparse
@@ -16,6 +17,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed c
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.data.synthetic_dp import PsfModel  # noqa: E402
 from dmtnet_arch.tools.dp_statistics import (  # noqa: E402
+    CODECS,
     CompressionEstimates,
     KernelGroups,
     measure_folder,
@@ -34,9 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         '--compression',
-        action='store_true',
-        help='estimate per scene the JPEG quality at which the generator renders views as consistent with the '
-        'combined view as these are (8-bit scenes)',
+        nargs='?',
+        const='jpeg',
+        choices=sorted(CODECS),
+        help='estimate per scene the JPEG quality (or H.264 CRF: h264) at which the generator renders views as '
+        'consistent with the combined view as these are (8-bit scenes)',
     )
     return parser
 
@@ -44,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     kernel_groups = KernelGroups() if args.psf_shape else None
-    compression = CompressionEstimates() if args.compression else None
+    compression = CompressionEstimates(args.compression) if args.compression else None
     collectors = [c for c in (kernel_groups, compression) if c is not None]
     print('\n'.join(report_lines(*measure_folder(args.folder, *collectors))))
     if compression is not None:

@@ -2,7 +2,7 @@
 generator's degradation, to score next to the real folder (docs/synthetic_data.md, "Where the gap is").
 
     python scripts/rerender_targets.py ../shared/real_dp_canon --out results/rerendered
-    python scripts/rerender_targets.py DIR --out OUT --jpeg-quality 40
+    python scripts/rerender_targets.py DIR --out OUT --jpeg-quality 40     # or --h264-crf 33 (needs PyAV)
     python scripts/real_benchmark.py --weights synthetic-T --input OUT
 """
 
@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--out', required=True, help='where the re-rendered folder goes (same layout)')
     parser.add_argument('--radius', type=float, help="disc radius in px for every scene (default: each scene's median)")
     parser.add_argument('--ramp-strength', type=float, default=0.7, help="the generator's PSF ramp strength")
-    parser.add_argument('--jpeg-quality', type=int, help='JPEG-compress the 8-bit input views at this quality')
+    codec = parser.add_mutually_exclusive_group()
+    codec.add_argument('--jpeg-quality', type=int, help='JPEG-compress the 8-bit input views at this quality')
+    codec.add_argument('--h264-crf', type=int, help='code the 8-bit input views as H.264 frames at this CRF')
     return parser
 
 
@@ -32,9 +34,11 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 100:
         raise SystemExit(f'--jpeg-quality {args.jpeg_quality}: expected 1 to 100')
+    if args.h264_crf is not None and not 0 <= args.h264_crf <= 51:
+        raise SystemExit(f'--h264-crf {args.h264_crf}: expected 0 to 51')
     if args.radius is not None and args.radius < 0:
         raise SystemExit(f'--radius {args.radius}: expected a radius of 0 px or more')
-    how = Rerendering(PsfModel(ramp_strength=args.ramp_strength), args.radius, args.jpeg_quality)
+    how = Rerendering(PsfModel(ramp_strength=args.ramp_strength), args.radius, args.jpeg_quality, args.h264_crf)
     for name, radius in rerender_folder(args.folder, args.out, how).items():
         print(
             f'{name}: '

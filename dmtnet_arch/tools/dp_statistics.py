@@ -7,7 +7,7 @@ normalised cross-correlation, and the blur is the radius of the disc that best t
 combined view there. The PSF shape is a least-squares kernel from the target to each view, pooled over blocks of
 similar blur, and the generator's PSF family fitted to those kernels. The inputs' compression is how far the mean
 of the two views is from the combined view, matched against the same statistic on the scene's own target rendered
-by the generator and JPEG-compressed at each quality.
+by the generator and compressed at each JPEG quality or H.264 CRF.
 """
 
 import itertools
@@ -325,7 +325,10 @@ def psf_shape_lines(kernel_groups: KernelGroups, reference: PsfModel | None = No
 
 # ---------------------------------------------------------------------------------------------------- compression
 
-JPEG_QUALITIES = tuple(range(10, 100, 5))
+CODECS = {  # codec: (what its setting is called, the settings tried)
+    'jpeg': ('JPEG quality', tuple(range(10, 100, 5))),
+    'h264': ('H.264 CRF', tuple(range(16, 52, 3))),
+}
 
 
 def psnr_db(image: np.ndarray, reference: np.ndarray) -> float:
@@ -347,31 +350,45 @@ def blocks_psnr(error: np.ndarray, blocks: list, block: int) -> float:
     return float(10.0 * np.log10(1.0 / max(mse, 1e-12)))
 
 
-def rendered_errors(target: np.ndarray, radius: float, bits: int, qualities) -> dict:
-    """{quality: :func:`consistency_error` map} of ``target`` rendered by the generator's PSFs at one disc radius
-    (behind focus, ramp strength 0.7), the three views stored at ``bits`` and JPEG-compressed at each quality."""
+def rendered_errors(target: np.ndarray, radius: float, bits: int, codec: str, settings) -> dict:
+    """{setting: :func:`consistency_error` map} of ``target`` rendered by the generator's PSFs at one disc radius
+    (behind focus, ramp strength 0.7), the three views stored at ``bits`` and compressed by ``codec`` ('jpeg' or
+    'h264') at each setting (None: not compressed)."""
     blurred = [convolve(target, psf) for psf in dual_pixel_psfs(float(radius), PsfModel(ramp_strength=0.7))]
-    return {q: consistency_error(*(quantise_and_compress(v, bits, q) for v in blurred)) for q in qualities}
+
+    def stored(view: np.ndarray, setting: int | None) -> np.ndarray:
+        return quantise_and_compress(view, bits, *((setting, None) if codec == 'jpeg' else (None, setting)))
+
+    return {s: consistency_error(*(stored(v, s) for v in blurred)) for s in settings}
 
 
-def equivalent_jpeg_quality(consistency: float, curve: dict) -> str:
-    """The JPEG quality whose ``curve`` value ({quality: consistency}, rising with quality) equals
-    ``consistency``, interpolated; beyond the curve's ends, a bound."""
-    qualities, values = zip(*sorted(curve.items()), strict=True)
+def equivalent_setting(consistency: float, curve: dict) -> str:
+    """The codec setting whose ``curve`` value ({setting: consistency}) equals ``consistency``, interpolated
+    between the settings ordered by their consistency; beyond the curve's ends, a bound."""
+    settings, values = zip(*sorted(curve.items(), key=lambda item: item[1]), strict=True)
     if consistency < values[0]:
-        return f'below {qualities[0]}'
+        return f'lossier than {settings[0]}'
     if consistency > values[-1]:
-        return f'above {qualities[-1]}'
-    return f'{np.interp(consistency, np.maximum.accumulate(values), qualities):.0f}'
+        return f'less lossy than {settings[-1]}'
+    return f'{np.interp(consistency, values, settings):.0f}'
+
+
+def assembled_error(rendered: dict, blocks_by_radius: dict, setting, shape: tuple, block: int) -> np.ndarray:
+    """An error map whose every block comes from the rendering at that block's own disc radius."""
+    error = np.zeros(shape)
+    for radius, blocks in blocks_by_radius.items():
+        for y, x in blocks:
+            error[y : y + block, x : x + block] = rendered[radius][setting][y : y + block, x : x + block]
+    return error
 
 
 @dataclass
 class CompressionEstimates:
     """Per scene: how consistent the views are with the combined view in its measured blocks and, for 8-bit
-    inputs, the JPEG quality at which the generator's rendering of the scene's own target is as consistent (each
-    block rendered at its own disc radius, rounded to 1 px)."""
+    inputs, the ``codec`` setting ('jpeg' quality or 'h264' CRF) at which the generator's rendering of the scene's
+    own target is as consistent (each block rendered at its own disc radius, rounded to 1 px)."""
 
-    qualities: tuple = JPEG_QUALITIES
+    codec: str = 'jpeg'
     block: int = 48
     scenes: dict = field(default_factory=dict)
 
@@ -389,33 +406,32 @@ class CompressionEstimates:
         by_radius = {}
         for m in measurements:
             by_radius.setdefault(float(np.round(m.blur_radius_px)), []).append((m.y, m.x))
-        rendered = {r: rendered_errors(views['target'], r, bits, self.qualities) for r in by_radius}
-        curve = {}
-        for q in self.qualities:
-            assembled = np.zeros_like(error)
-            for r, rb in by_radius.items():
-                for y, x in rb:
-                    assembled[y : y + self.block, x : x + self.block] = rendered[r][q][
-                        y : y + self.block, x : x + self.block
-                    ]
-            curve[q] = blocks_psnr(assembled, blocks, self.block)
-        self.scenes[name] = (consistency, equivalent_jpeg_quality(consistency, curve))
+        settings = CODECS[self.codec][1]
+        rendered = {r: rendered_errors(views['target'], r, bits, self.codec, settings) for r in by_radius}
+        curve = {
+            setting: blocks_psnr(
+                assembled_error(rendered, by_radius, setting, error.shape, self.block), blocks, self.block
+            )
+            for setting in settings
+        }
+        self.scenes[name] = (consistency, equivalent_setting(consistency, curve))
 
     def lines(self) -> list:
-        """What ``scripts/measure_dp_statistics.py --compression`` prints, one line per scene."""
+        """What ``scripts/measure_dp_statistics.py --compression`` prints, one line per scene and the median."""
+        label = CODECS[self.codec][0]
         lines = [
-            'scene | PSNR of the mean of the views against the combined view, textured blocks (dB) | '
-            'JPEG quality of the same consistency'
+            f'scene | PSNR of the mean of the views against the combined view, textured blocks (dB) | '
+            f'{label} of the same consistency'
         ]
-        for name, (consistency, quality) in self.scenes.items():
+        for name, (consistency, setting) in self.scenes.items():
             if consistency is None:
                 lines.append(f'{name} | - | - (no textured blocks)')
             else:
-                lines.append(f'{name} | {consistency:.2f} | {quality or "- (not 8-bit values)"}')
+                lines.append(f'{name} | {consistency:.2f} | {setting or "- (not 8-bit values)"}')
         numbers = [float(q) for _, q in self.scenes.values() if q is not None and q.isdigit()]
         if numbers:
             lines.append(
-                f'median JPEG-equivalent quality over {len(numbers)} scenes: {np.median(numbers):.0f} '
+                f'median equivalent {label} over {len(numbers)} scenes: {np.median(numbers):.0f} '
                 f'(scenes {min(numbers):.0f} to {max(numbers):.0f})'
             )
         return lines

@@ -4,7 +4,7 @@ Scoring a network on the re-rendered folder and on the real one (``scripts/real_
 the real content costs it from what the real degradation (lens PSF, codec) costs it (docs/synthetic_data.md).
 Each scene is blurred uniformly, behind the focal plane, at the median disc radius measured in its textured blocks
 (``dp_statistics``), then its three input views are stored as the real ones are: at their bit depth and, when
-asked, JPEG-compressed.
+asked, JPEG- or H.264-compressed.
 """
 
 import shutil
@@ -24,11 +24,12 @@ INPUT_VIEWS = ('left', 'right', 'combined')
 @dataclass(frozen=True)
 class Rerendering:
     """How the views are made: the PSF family, a fixed disc radius (None: each scene's measured median) and the
-    JPEG quality of the stored views (None: not compressed)."""
+    JPEG quality or H.264 CRF of the stored 8-bit views (None: not compressed)."""
 
     psf_model: PsfModel = PsfModel(ramp_strength=0.7)
     radius: float | None = None
     jpeg_quality: int | None = None
+    h264_crf: int | None = None
 
 
 def median_disc_radius(views: dict) -> float | None:
@@ -39,11 +40,11 @@ def median_disc_radius(views: dict) -> float | None:
 
 def rerender_views(target: np.ndarray, radius: float, bits: int, how: Rerendering) -> dict:
     """``left``, ``right``, ``combined``: ``target`` blurred by the generator's PSFs at ``radius`` (behind focus),
-    stored at ``bits`` (8: rounded and, with a quality, JPEG-compressed; 16: rounded)."""
+    stored at ``bits`` (8: rounded and compressed as ``how`` says; 16: as rendered)."""
     views = {}
     for view, psf in zip(INPUT_VIEWS, dual_pixel_psfs(float(radius), how.psf_model), strict=True):
         blurred = convolve(target, psf)
-        views[view] = quantise_and_compress(blurred, 8, how.jpeg_quality) if bits == 8 else blurred
+        views[view] = quantise_and_compress(blurred, 8, how.jpeg_quality, how.h264_crf) if bits == 8 else blurred
     return views
 
 

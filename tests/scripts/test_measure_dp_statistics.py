@@ -28,7 +28,7 @@ def estimated_qualities(folder, capsys) -> list:
     assert load_script('measure_dp_statistics').main([str(folder), '--compression']) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith('scene | PSNR of the mean of the views'))
-    assert lines[-1].startswith('median JPEG-equivalent quality over 2 scenes')
+    assert lines[-1].startswith('median equivalent JPEG quality over 2 scenes')
     return [float(line.split('|')[2]) for line in lines[header + 1 : -1]]
 
 
@@ -46,7 +46,7 @@ def test_compression_estimate_is_not_made_for_values_finer_than_8_bits(tmp_path,
     assert load_script('measure_dp_statistics').main([str(tmp_path), '--compression']) == 0
     out = capsys.readouterr().out
     assert '000000.png | ' in out and '- (not 8-bit values)' in out
-    assert 'median JPEG-equivalent quality' not in out
+    assert 'median equivalent' not in out
 
 
 def test_script_reports_the_shift_sign_and_recovers_the_rendered_psf_shape(tmp_path, capsys):

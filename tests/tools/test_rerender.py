@@ -47,18 +47,22 @@ def test_fixed_radius_zero_gives_the_target_itself(tmp_path):
     assert all(np.array_equal(out[view], out['target']) for view in rerender.INPUT_VIEWS)
 
 
-def test_jpeg_quality_applies_to_8_bit_views_only_and_costs_consistency(tmp_path):
+@pytest.mark.parametrize('codec', ['jpeg_quality', 'h264_crf'])
+def test_compression_applies_to_8_bit_views_and_costs_consistency(tmp_path, codec):
+    if codec == 'h264_crf':
+        pytest.importorskip('av', reason="PyAV: the plugin's [video] extra")
     write_capture(tmp_path / 'real', radius=4.0, bits=8)
     consistency = {}
-    for quality in (None, 20):
-        out = tmp_path / f'q{quality}'
-        rerender.rerender_folder(tmp_path / 'real', out, rerender.Rerendering(radius=3.0, jpeg_quality=quality))
+    for setting in (None, 20 if codec == 'jpeg_quality' else 40):
+        out = tmp_path / f'{codec}{setting}'
+        rerender.rerender_folder(tmp_path / 'real', out, rerender.Rerendering(radius=3.0, **{codec: setting}))
         images = read_views(out)
         assert all(image.dtype == np.uint8 for image in images.values())
         views = {view: to_float(image) for view, image in images.items()}
         error = stats.consistency_error(views['left'], views['right'], views['combined'])
-        consistency[quality] = stats.blocks_psnr(error, [(0, 0)], min(SIZE))
-    assert consistency[None] > consistency[20] + 3
+        consistency[setting] = stats.blocks_psnr(error, [(0, 0)], min(SIZE))
+    lossless, lossy = consistency.values()
+    assert lossless > lossy + 3
 
 
 def test_script_reports_each_scene_and_refuses_a_bad_quality(tmp_path, capsys):
@@ -69,3 +73,5 @@ def test_script_reports_each_scene_and_refuses_a_bad_quality(tmp_path, capsys):
     assert (tmp_path / 'out' / 'inputC' / '000000.png').is_file()
     with pytest.raises(SystemExit, match='--jpeg-quality 0'):
         script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), '--jpeg-quality', '0'])
+    with pytest.raises(SystemExit, match='--h264-crf 52'):
+        script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), '--h264-crf', '52'])
