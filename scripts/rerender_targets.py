@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--out', required=True, help='where the re-rendered folder goes (same layout)')
     parser.add_argument('--radius', type=float, help="disc radius in px for every scene (default: each scene's median)")
     parser.add_argument('--ramp-strength', type=float, default=0.7, help="the generator's PSF ramp strength")
+    parser.add_argument('--rim-floor', type=float, default=PsfModel().rim_floor, help="the PSF disc's centre/rim")
+    parser.add_argument(
+        '--psf-softness', type=float, default=PsfModel().sigma_per_radius, help='PSF edge sigma per px of radius'
+    )
     codec = parser.add_mutually_exclusive_group()
     codec.add_argument('--jpeg-quality', type=int, help='JPEG-compress the 8-bit input views at this quality')
     codec.add_argument('--h264-crf', type=int, help='code the 8-bit input views as H.264 frames at this CRF')
@@ -36,9 +40,17 @@ def main(argv=None) -> int:
         raise SystemExit(f'--jpeg-quality {args.jpeg_quality}: expected 1 to 100')
     if args.h264_crf is not None and not 0 <= args.h264_crf <= 51:
         raise SystemExit(f'--h264-crf {args.h264_crf}: expected 0 to 51')
-    if args.radius is not None and args.radius < 0:
-        raise SystemExit(f'--radius {args.radius}: expected a radius of 0 px or more')
-    how = Rerendering(PsfModel(ramp_strength=args.ramp_strength), args.radius, args.jpeg_quality, args.h264_crf)
+    for flag, value in (
+        ('--radius', args.radius),
+        ('--rim-floor', args.rim_floor),
+        ('--psf-softness', args.psf_softness),
+    ):
+        if value is not None and value < 0:
+            raise SystemExit(f'{flag} {value}: expected 0 or more')
+    if not 0 <= args.ramp_strength <= 1:
+        raise SystemExit(f'--ramp-strength {args.ramp_strength}: expected 0 to 1')
+    psf_model = PsfModel(ramp_strength=args.ramp_strength, rim_floor=args.rim_floor, sigma_per_radius=args.psf_softness)
+    how = Rerendering(psf_model, args.radius, args.jpeg_quality, args.h264_crf)
     for name, radius in rerender_folder(args.folder, args.out, how).items():
         print(
             f'{name}: '

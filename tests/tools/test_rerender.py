@@ -73,5 +73,7 @@ def test_script_reports_each_scene_and_refuses_a_bad_quality(tmp_path, capsys):
     assert (tmp_path / 'out' / 'inputC' / '000000.png').is_file()
     with pytest.raises(SystemExit, match='--jpeg-quality 0'):
         script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), '--jpeg-quality', '0'])
+    with pytest.raises(SystemExit, match='--psf-softness -0.1: expected 0 or more'):
+        script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), '--psf-softness', '-0.1'])
     with pytest.raises(SystemExit, match='--h264-crf 52'):
         script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), '--h264-crf', '52'])
