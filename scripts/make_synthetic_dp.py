@@ -20,53 +20,14 @@ from dmtnet_arch.data.synthetic_dp import (  # noqa: E402
     SceneRanges,
     generate_dataset,
 )
-from dmtnet_arch.utils.cli_util import parse_size  # noqa: E402
-
-
-def positive_int(text: str) -> int:
-    """A whole number of at least 1."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f'must be a whole number of at least 1, got {text!r}')
-    return int(text)
-
-
-def fraction(text: str) -> float:
-    """A number in [0, 1]."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f'must be in [0, 1], got {text!r}')
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A number above 0."""
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'must be above 0, got {text!r}')
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """A number of at least 0."""
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f'must be 0 or more, got {text!r}')
-    return value
-
-
-def integer_range(what: str, lowest: int, highest: int):
-    """An argparse type: 'N' or 'LOW-HIGH' -> (low, high), whole numbers within ``lowest``-``highest``."""
-
-    def parse(text: str) -> tuple:
-        parts = text.split('-')
-        if len(parts) not in (1, 2) or not all(part.isdigit() and lowest <= int(part) <= highest for part in parts):
-            raise argparse.ArgumentTypeError(f'{what} must be N or LOW-HIGH within {lowest}-{highest}, got {text!r}')
-        low, high = int(parts[0]), int(parts[-1])
-        if low > high:
-            raise argparse.ArgumentTypeError(f'{what} range must be LOW-HIGH, got {text!r}')
-        return low, high
-
-    return parse
+from dmtnet_arch.utils.cli_util import (  # noqa: E402
+    fraction,
+    integer_range,
+    non_negative_float,
+    parse_size,
+    positive_float,
+    positive_int,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,39 +16,40 @@ sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed c
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.data.synthetic_dp import PsfModel  # noqa: E402
 from dmtnet_arch.tools.rerender import Rerendering, rerender_folder  # noqa: E402
+from dmtnet_arch.utils.cli_util import fraction, integer_within, non_negative_float  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('folder', help='inputL/ inputR/ inputC/ target/ folder of real captures')
     parser.add_argument('--out', required=True, help='where the re-rendered folder goes (same layout)')
-    parser.add_argument('--radius', type=float, help="disc radius in px for every scene (default: each scene's median)")
-    parser.add_argument('--ramp-strength', type=float, default=0.7, help="the generator's PSF ramp strength")
-    parser.add_argument('--rim-floor', type=float, default=PsfModel().rim_floor, help="the PSF disc's centre/rim")
     parser.add_argument(
-        '--psf-softness', type=float, default=PsfModel().sigma_per_radius, help='PSF edge sigma per px of radius'
+        '--radius', type=non_negative_float, help="disc radius in px for every scene (default: each scene's median)"
+    )
+    parser.add_argument('--ramp-strength', type=fraction, default=0.7, help="the generator's PSF ramp strength")
+    parser.add_argument(
+        '--rim-floor', type=non_negative_float, default=PsfModel().rim_floor, help="the PSF disc's centre/rim"
+    )
+    parser.add_argument(
+        '--psf-softness',
+        type=non_negative_float,
+        default=PsfModel().sigma_per_radius,
+        help='PSF edge sigma per px of radius',
     )
     codec = parser.add_mutually_exclusive_group()
-    codec.add_argument('--jpeg-quality', type=int, help='JPEG-compress the 8-bit input views at this quality')
-    codec.add_argument('--h264-crf', type=int, help='code the 8-bit input views as H.264 frames at this CRF')
+    codec.add_argument(
+        '--jpeg-quality',
+        type=integer_within('JPEG quality', 1, 100),
+        help='JPEG-compress the 8-bit input views at this quality',
+    )
+    codec.add_argument(
+        '--h264-crf', type=integer_within('H.264 CRF', 0, 51), help='code the 8-bit input views as H.264 frames'
+    )
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.jpeg_quality is not None and not 1 <= args.jpeg_quality <= 100:
-        raise SystemExit(f'--jpeg-quality {args.jpeg_quality}: expected 1 to 100')
-    if args.h264_crf is not None and not 0 <= args.h264_crf <= 51:
-        raise SystemExit(f'--h264-crf {args.h264_crf}: expected 0 to 51')
-    for flag, value in (
-        ('--radius', args.radius),
-        ('--rim-floor', args.rim_floor),
-        ('--psf-softness', args.psf_softness),
-    ):
-        if value is not None and value < 0:
-            raise SystemExit(f'{flag} {value}: expected 0 or more')
-    if not 0 <= args.ramp_strength <= 1:
-        raise SystemExit(f'--ramp-strength {args.ramp_strength}: expected 0 to 1')
     psf_model = PsfModel(ramp_strength=args.ramp_strength, rim_floor=args.rim_floor, sigma_per_radius=args.psf_softness)
     how = Rerendering(psf_model, args.radius, args.jpeg_quality, args.h264_crf)
     for name, radius in rerender_folder(args.folder, args.out, how).items():

@@ -307,7 +307,7 @@ def imbalance_views(sample: RenderedSample, gradient: float) -> RenderedSample:
 
 
 def quantise_and_compress(
-    view: np.ndarray, bits: int, jpeg_quality: int | None, h264_crf: int | None = None
+    view: np.ndarray, bits: int, jpeg_quality: int | None = None, h264_crf: int | None = None
 ) -> np.ndarray:
     """A view as an 8-bit camera or video file holds it: rounded to 8 bits and, with ``jpeg_quality``,
     JPEG-compressed, or with ``h264_crf``, coded as one H.264 frame."""

@@ -325,16 +325,21 @@ def psf_shape_lines(kernel_groups: KernelGroups, reference: PsfModel | None = No
 
 # ---------------------------------------------------------------------------------------------------- compression
 
-CODECS = {  # codec: (what its setting is called, the settings tried)
-    'jpeg': ('JPEG quality', tuple(range(10, 100, 5))),
-    'h264': ('H.264 CRF', tuple(range(16, 52, 3))),
+
+@dataclass(frozen=True)
+class Codec:
+    """A codec the compression estimate tries: what its setting is called, the ``quantise_and_compress`` argument
+    that sets it, and the settings tried."""
+
+    label: str
+    argument: str
+    settings: tuple
+
+
+CODECS = {
+    'jpeg': Codec('JPEG quality', 'jpeg_quality', tuple(range(10, 100, 5))),
+    'h264': Codec('H.264 CRF', 'h264_crf', tuple(range(16, 52, 3))),
 }
-
-
-def psnr_db(image: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR (dB) of float images in [0, 1]."""
-    error = np.mean((np.asarray(image, dtype=np.float64) - reference) ** 2)
-    return float(10.0 * np.log10(1.0 / max(error, 1e-12)))
 
 
 def consistency_error(left: np.ndarray, right: np.ndarray, combined: np.ndarray) -> np.ndarray:
@@ -344,42 +349,48 @@ def consistency_error(left: np.ndarray, right: np.ndarray, combined: np.ndarray)
     return np.mean(((left + right) / 2.0 - np.asarray(combined, dtype=np.float64)) ** 2, axis=2)
 
 
-def blocks_psnr(error: np.ndarray, blocks: list, block: int) -> float:
-    """PSNR (dB) of a squared-error map over the given ``(y, x)`` blocks together."""
-    mse = np.mean([error[y : y + block, x : x + block].mean() for y, x in blocks])
+def block_means(error: np.ndarray, blocks: list, block: int) -> np.ndarray:
+    """The mean of a squared-error map in each of the given ``(y, x)`` blocks."""
+    return np.array([error[y : y + block, x : x + block].mean() for y, x in blocks])
+
+
+def psnr_of_mse(mse: float) -> float:
+    """PSNR (dB) of a mean squared error of values in [0, 1]."""
     return float(10.0 * np.log10(1.0 / max(mse, 1e-12)))
 
 
-def rendered_errors(target: np.ndarray, radius: float, bits: int, codec: str, settings) -> dict:
+def blocks_psnr(error: np.ndarray, blocks: list, block: int) -> float:
+    """PSNR (dB) of a squared-error map over the given ``(y, x)`` blocks together."""
+    return psnr_of_mse(block_means(error, blocks, block).mean())
+
+
+def rendered_errors(target: np.ndarray, radius: float, bits: int, codec: Codec, settings) -> dict:
     """{setting: :func:`consistency_error` map} of ``target`` rendered by the generator's PSFs at one disc radius
-    (behind focus, ramp strength 0.7), the three views stored at ``bits`` and compressed by ``codec`` ('jpeg' or
-    'h264') at each setting (None: not compressed)."""
+    (behind focus, ramp strength 0.7), the three views stored at ``bits`` and compressed by ``codec`` at each
+    setting (None: not compressed)."""
     blurred = [convolve(target, psf) for psf in dual_pixel_psfs(float(radius), PsfModel(ramp_strength=0.7))]
+    return {
+        setting: consistency_error(*(quantise_and_compress(v, bits, **{codec.argument: setting}) for v in blurred))
+        for setting in settings
+    }
 
-    def stored(view: np.ndarray, setting: int | None) -> np.ndarray:
-        return quantise_and_compress(view, bits, *((setting, None) if codec == 'jpeg' else (None, setting)))
 
-    return {s: consistency_error(*(stored(v, s) for v in blurred)) for s in settings}
-
-
-def equivalent_setting(consistency: float, curve: dict) -> str:
+def equivalent_setting(consistency: float, curve: dict) -> float | str:
     """The codec setting whose ``curve`` value ({setting: consistency}) equals ``consistency``, interpolated
-    between the settings ordered by their consistency; beyond the curve's ends, a bound."""
+    between the settings ordered by their consistency; beyond the curve's ends, a bound (text)."""
     settings, values = zip(*sorted(curve.items(), key=lambda item: item[1]), strict=True)
     if consistency < values[0]:
         return f'lossier than {settings[0]}'
     if consistency > values[-1]:
         return f'less lossy than {settings[-1]}'
-    return f'{np.interp(consistency, values, settings):.0f}'
+    return float(np.interp(consistency, values, settings))
 
 
-def assembled_error(rendered: dict, blocks_by_radius: dict, setting, shape: tuple, block: int) -> np.ndarray:
-    """An error map whose every block comes from the rendering at that block's own disc radius."""
-    error = np.zeros(shape)
-    for radius, blocks in blocks_by_radius.items():
-        for y, x in blocks:
-            error[y : y + block, x : x + block] = rendered[radius][setting][y : y + block, x : x + block]
-    return error
+def setting_text(setting: float | str | None) -> str:
+    """An estimated setting as printed: a whole number, a bound, or why there is none."""
+    if setting is None:
+        return '- (not 8-bit values)'
+    return f'{setting:.0f}' if isinstance(setting, float) else setting
 
 
 @dataclass
@@ -406,19 +417,21 @@ class CompressionEstimates:
         by_radius = {}
         for m in measurements:
             by_radius.setdefault(float(np.round(m.blur_radius_px)), []).append((m.y, m.x))
-        settings = CODECS[self.codec][1]
-        rendered = {r: rendered_errors(views['target'], r, bits, self.codec, settings) for r in by_radius}
-        curve = {
-            setting: blocks_psnr(
-                assembled_error(rendered, by_radius, setting, error.shape, self.block), blocks, self.block
+        codec = CODECS[self.codec]
+        rendered = {r: rendered_errors(views['target'], r, bits, codec, codec.settings) for r in by_radius}
+        curve = {  # each block as the rendering at its own radius has it
+            setting: psnr_of_mse(
+                np.concatenate(
+                    [block_means(rendered[r][setting], rb, self.block) for r, rb in by_radius.items()]
+                ).mean()
             )
-            for setting in settings
+            for setting in codec.settings
         }
         self.scenes[name] = (consistency, equivalent_setting(consistency, curve))
 
     def lines(self) -> list:
         """What ``scripts/measure_dp_statistics.py --compression`` prints, one line per scene and the median."""
-        label = CODECS[self.codec][0]
+        label = CODECS[self.codec].label
         lines = [
             f'scene | PSNR of the mean of the views against the combined view, textured blocks (dB) | '
             f'{label} of the same consistency'
@@ -427,8 +440,8 @@ class CompressionEstimates:
             if consistency is None:
                 lines.append(f'{name} | - | - (no textured blocks)')
             else:
-                lines.append(f'{name} | {consistency:.2f} | {setting or "- (not 8-bit values)"}')
-        numbers = [float(q) for _, q in self.scenes.values() if q is not None and q.isdigit()]
+                lines.append(f'{name} | {consistency:.2f} | {setting_text(setting)}')
+        numbers = [q for _, q in self.scenes.values() if isinstance(q, float)]
         if numbers:
             lines.append(
                 f'median equivalent {label} over {len(numbers)} scenes: {np.median(numbers):.0f} '

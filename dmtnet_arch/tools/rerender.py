@@ -41,6 +41,8 @@ def median_disc_radius(views: dict) -> float | None:
 def rerender_views(target: np.ndarray, radius: float, bits: int, how: Rerendering) -> dict:
     """``left``, ``right``, ``combined``: ``target`` blurred by the generator's PSFs at ``radius`` (behind focus),
     stored at ``bits`` (8: rounded and compressed as ``how`` says; 16: as rendered)."""
+    if bits != 8 and (how.jpeg_quality is not None or how.h264_crf is not None):
+        raise ValueError(f'JPEG and H.264 compression apply to 8-bit views; these views carry {bits}-bit values')
     views = {}
     for view, psf in zip(INPUT_VIEWS, dual_pixel_psfs(float(radius), how.psf_model), strict=True):
         blurred = convolve(target, psf)
@@ -62,7 +64,11 @@ def rerender_folder(root, out, how: Rerendering = Rerendering()) -> dict:
         if radius is None:
             continue
         file_bits = bit_depth(images['left'])
-        for view, image in rerender_views(views['target'], radius, stored_bits(images['left']), how).items():
+        try:
+            rerendered = rerender_views(views['target'], radius, stored_bits(images['left']), how)
+        except ValueError as error:
+            raise ValueError(f'{root / VIEW_FOLDERS["left"] / name}: {error}') from error
+        for view, image in rerendered.items():
             write_png(out / VIEW_FOLDERS[view] / name, float_to_integer(image, file_bits))
         (out / VIEW_FOLDERS['target']).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / VIEW_FOLDERS['target'] / name, out / VIEW_FOLDERS['target'] / name)

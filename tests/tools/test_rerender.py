@@ -40,6 +40,13 @@ def test_rerendered_folder_keeps_layout_depth_and_targets_and_blurs_at_the_measu
     assert shift > 0.5  # behind the focal plane: the right view's content lies further right
 
 
+def test_compression_of_views_finer_than_8_bits_is_refused_naming_the_file(tmp_path):
+    write_capture(tmp_path / 'real', radius=4.0, bits=16)
+    with pytest.raises(ValueError, match=r'inputL/000000\.png: JPEG and H\.264 compression apply to 8-bit views'):
+        rerender.rerender_folder(tmp_path / 'real', tmp_path / 'out', rerender.Rerendering(jpeg_quality=50))
+    assert not (tmp_path / 'out').exists()
+
+
 def test_fixed_radius_zero_gives_the_target_itself(tmp_path):
     write_capture(tmp_path / 'real', radius=4.0, bits=16)
     rerender.rerender_folder(tmp_path / 'real', tmp_path / 'out', rerender.Rerendering(radius=0.0))
@@ -71,9 +78,12 @@ def test_script_reports_each_scene_and_refuses_a_bad_quality(tmp_path, capsys):
     assert script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out'), '--jpeg-quality', '50']) == 0
     assert capsys.readouterr().out.startswith('000000.png: disc radius ')
     assert (tmp_path / 'out' / 'inputC' / '000000.png').is_file()
-    with pytest.raises(SystemExit, match='--jpeg-quality 0'):
-        script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), '--jpeg-quality', '0'])
-    with pytest.raises(SystemExit, match='--psf-softness -0.1: expected 0 or more'):
-        script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), '--psf-softness', '-0.1'])
-    with pytest.raises(SystemExit, match='--h264-crf 52'):
-        script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), '--h264-crf', '52'])
+    for bad, message in (
+        (['--jpeg-quality', '0'], "--jpeg-quality: JPEG quality must be a whole number within 1-100, got '0'"),
+        (['--psf-softness', '-0.1'], "--psf-softness: must be 0 or more, got '-0.1'"),
+        (['--h264-crf', '52'], "--h264-crf: H.264 CRF must be a whole number within 0-51, got '52'"),
+    ):
+        with pytest.raises(SystemExit):
+            script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), *bad])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / 'out2').exists()
