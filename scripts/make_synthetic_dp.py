@@ -21,8 +21,8 @@ from dmtnet_arch.data.synthetic_dp import (  # noqa: E402
     generate_dataset,
 )
 from dmtnet_arch.utils.cli_util import (  # noqa: E402
+    add_codec_arguments,
     fraction,
-    integer_range,
     non_negative_float,
     parse_size,
     positive_float,
@@ -101,17 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=CameraPipeline().bits,
         help='quantise the input views to 8 bits (files stay 16-bit; the target stays clean)',
     )
-    codec = parser.add_mutually_exclusive_group()
-    codec.add_argument(
-        '--jpeg-quality',
-        type=integer_range('JPEG quality', 1, 100),
-        help='JPEG-compress the input views, Q or LOW-HIGH',
-    )
-    codec.add_argument(
-        '--h264-crf',
-        type=integer_range('H.264 CRF', 0, 51),
-        help='code the input views as H.264 frames (libx264 CRF, higher = more loss; needs PyAV), N or LOW-HIGH',
-    )
+    add_codec_arguments(parser, ranges=True)
     parser.add_argument('--lmdb', action='store_true', help='also write lqL/lqR/lqC/gt LMDBs for BasicSR')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed c
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.data.synthetic_dp import PsfModel  # noqa: E402
 from dmtnet_arch.tools.rerender import Rerendering, rerender_folder  # noqa: E402
-from dmtnet_arch.utils.cli_util import fraction, integer_within, non_negative_float  # noqa: E402
+from dmtnet_arch.utils.cli_util import add_codec_arguments, fraction, non_negative_float  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,15 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=PsfModel().sigma_per_radius,
         help='PSF edge sigma per px of radius',
     )
-    codec = parser.add_mutually_exclusive_group()
-    codec.add_argument(
-        '--jpeg-quality',
-        type=integer_within('JPEG quality', 1, 100),
-        help='JPEG-compress the 8-bit input views at this quality',
-    )
-    codec.add_argument(
-        '--h264-crf', type=integer_within('H.264 CRF', 0, 51), help='code the 8-bit input views as H.264 frames'
-    )
+    add_codec_arguments(parser, ranges=False, views='the 8-bit input views')
     return parser
 
 

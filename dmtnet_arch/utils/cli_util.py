@@ -74,3 +74,16 @@ def integer_within(what: str, lowest: int, highest: int):
         return int(text)
 
     return parse
+
+
+def add_codec_arguments(parser: argparse.ArgumentParser, ranges: bool, views: str = 'the input views') -> None:
+    """``--jpeg-quality`` (1-100) or ``--h264-crf`` (0-51, needs PyAV), one of the two: a value, or with ``ranges``
+    a value or a LOW-HIGH range drawn from per sample."""
+    kind, form = (integer_range, 'N or LOW-HIGH') if ranges else (integer_within, 'N')
+    codec = parser.add_mutually_exclusive_group()
+    codec.add_argument('--jpeg-quality', type=kind('JPEG quality', 1, 100), help=f'JPEG-compress {views}, {form}')
+    codec.add_argument(
+        '--h264-crf',
+        type=kind('H.264 CRF', 0, 51),
+        help=f'code {views} as H.264 frames (libx264 CRF, higher = more loss; needs PyAV), {form}',
+    )
