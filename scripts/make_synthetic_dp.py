@@ -22,6 +22,7 @@ from dmtnet_arch.data.synthetic_dp import (  # noqa: E402
 )
 from dmtnet_arch.utils.cli_util import (  # noqa: E402
     add_codec_arguments,
+    check_codec_arguments,
     fraction,
     non_negative_float,
     parse_size,
@@ -109,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Generate the data set and report where it went and how long it took."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_codec_arguments(parser, args)
     start = time.perf_counter()
     out = generate_dataset(
         args.out,
@@ -133,6 +136,7 @@ def main(argv=None) -> int:
             bits=8 if args.jpeg_quality or args.h264_crf else args.bits,
             jpeg_quality=args.jpeg_quality,
             h264_crf=args.h264_crf,
+            h264_video=args.h264_video,
         ),
         write_lmdb=args.lmdb,
         progress=not args.quiet,

@@ -3,6 +3,7 @@ generator's degradation, to score next to the real folder (docs/synthetic_data.m
 
     python scripts/rerender_targets.py ../shared/real_dp_canon --out results/rerendered
     python scripts/rerender_targets.py DIR --out OUT --jpeg-quality 40     # or --h264-crf 33 (needs PyAV)
+    python scripts/rerender_targets.py DIR --out OUT --h264-crf 24 --h264-video   # the views as one video
     python scripts/real_benchmark.py --weights synthetic-T --input OUT
 """
 
@@ -16,7 +17,12 @@ sys.path.insert(0, str(ROOT))  # this checkout's dmtnet_arch, not an installed c
 import dmtnet_arch  # noqa: E402,F401  (registers the plugin before basicsr builds networks)
 from dmtnet_arch.data.synthetic_dp import PsfModel  # noqa: E402
 from dmtnet_arch.tools.rerender import Rerendering, rerender_folder  # noqa: E402
-from dmtnet_arch.utils.cli_util import add_codec_arguments, fraction, non_negative_float  # noqa: E402
+from dmtnet_arch.utils.cli_util import (  # noqa: E402
+    add_codec_arguments,
+    check_codec_arguments,
+    fraction,
+    non_negative_float,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,9 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_codec_arguments(parser, args)
     psf_model = PsfModel(ramp_strength=args.ramp_strength, rim_floor=args.rim_floor, sigma_per_radius=args.psf_softness)
-    how = Rerendering(psf_model, args.radius, args.jpeg_quality, args.h264_crf)
+    how = Rerendering(psf_model, args.radius, args.jpeg_quality, args.h264_crf, args.h264_video)
     for name, radius in rerender_folder(args.folder, args.out, how).items():
         print(
             f'{name}: '

@@ -104,7 +104,9 @@ class CameraPipeline:
     """What happens between the photodiodes and the file: rendering in linear light and a gamma tone curve, a
     left/right brightness gradient (the two half-pupils vignette differently), and 8-bit quantisation with
     optional JPEG or H.264 compression of the three input views (the target stays clean at 16 bits). JPEG quality
-    and H.264 CRF are ``(low, high)`` ranges drawn per sample."""
+    and H.264 CRF are ``(low, high)`` ranges drawn per sample. ``h264_video``: the left and right views alternate
+    as the frames of one video (inter-coded, as a dual-pixel animation stores them) instead of each being an intra
+    frame of its own."""
 
     linear_light: bool = False
     gamma: float = 2.2
@@ -112,10 +114,13 @@ class CameraPipeline:
     bits: int = 16
     jpeg_quality: tuple | None = None
     h264_crf: tuple | None = None
+    h264_video: bool = False
 
     def __post_init__(self):
         if self.jpeg_quality is not None and self.h264_crf is not None:
             raise ValueError('CameraPipeline: jpeg_quality and h264_crf are two codecs for the same views; give one')
+        if self.h264_video and self.h264_crf is None:
+            raise ValueError('CameraPipeline: h264_video codes the views as a video and needs h264_crf')
 
     def to_linear(self, image: np.ndarray) -> np.ndarray:
         """Display-referred values to linear light (identity unless ``linear_light``)."""
@@ -323,25 +328,65 @@ def quantise_and_compress(
 
 
 def h264_frame(codes: np.ndarray, crf: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB through one intra-coded H.264 frame (libx264, yuv420p, one thread: deterministic), as a
-    video stores it; odd sizes are padded by edge pixels for the 4:2:0 chroma and cropped back."""
+    """(H, W, 3) uint8 RGB through one intra-coded H.264 frame, as a video stores it (a still: 1 frame/s)."""
+    return h264_video(codes[None], crf, frame_rate=1)[0]
+
+
+def h264_video(frames: np.ndarray, crf: int, frame_rate: int = 25) -> np.ndarray:
+    """(T, H, W, 3) uint8 RGB frames through one H.264 video (libx264 CRF, preset medium, yuv420p, one thread:
+    deterministic); the first frame is intra-coded, later ones predicted from earlier ones. x264's CRF depends on
+    the frame rate (the same CRF loses more at 25 frames/s than at 1). Odd sizes are padded by edge pixels for the
+    4:2:0 chroma and cropped back."""
     try:
         import av
     except ImportError as error:
         raise ImportError("H.264 compression needs PyAV: pip install av (the plugin's [video] extra)") from error
-    height, width = codes.shape[:2]
-    frame = np.pad(codes, ((0, height % 2), (0, width % 2), (0, 0)), mode='edge')
+    height, width = frames.shape[1:3]
+    padded = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode='edge')
     buffer = io.BytesIO()
     with av.open(buffer, 'w', format='mp4') as container:
-        stream = container.add_stream('libx264', rate=1)
-        stream.width, stream.height, stream.pix_fmt = frame.shape[1], frame.shape[0], 'yuv420p'
+        stream = container.add_stream('libx264', rate=frame_rate)
+        stream.width, stream.height, stream.pix_fmt = padded.shape[2], padded.shape[1], 'yuv420p'
         stream.options = {'crf': str(int(crf)), 'preset': 'medium', 'threads': '1'}
-        for packet in [*stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')), *stream.encode()]:
+        for frame in padded:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+                container.mux(packet)
+        for packet in stream.encode():
             container.mux(packet)
     buffer.seek(0)
     with av.open(buffer) as container:
-        decoded = next(container.decode(video=0)).to_ndarray(format='rgb24')
-    return np.ascontiguousarray(decoded[:height, :width])
+        decoded = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
+    return np.ascontiguousarray(np.stack(decoded)[:, :height, :width])
+
+
+def h264_alternating_views(left: np.ndarray, right: np.ndarray, crf: int, repeats: int = 3) -> tuple:
+    """Left and right views (float RGB in [0, 1]) shown alternately, ``repeats`` times each, in one H.264 video, as
+    the DPDD authors' animations show them; each view is the mean of its decoded frames, at 8-bit levels. The
+    codec predicts each view from the other, so what separates them (the disparity) is what it codes coarsely."""
+    codes = [np.round(np.clip(view, 0.0, 1.0) * 255.0).astype(np.uint8) for view in (left, right)]
+    decoded = h264_video(np.stack(codes * repeats), crf).astype(np.float32)
+    return tuple(np.round(decoded[index::2].mean(axis=0)) / 255.0 for index in (0, 1))
+
+
+def store_views(
+    left: np.ndarray,
+    right: np.ndarray,
+    combined: np.ndarray,
+    bits: int,
+    jpeg_quality: int | None = None,
+    h264_crf: int | None = None,
+    h264_video: bool = False,
+) -> tuple:
+    """Left, right and combined views as the files hold them (:func:`quantise_and_compress`); with ``h264_video``
+    the left and right views alternate in one video (:func:`h264_alternating_views`) and the combined view is a
+    still frame."""
+    if h264_video:
+        if h264_crf is None:
+            raise ValueError('h264_video codes the views as a video and needs h264_crf')
+        left, right = h264_alternating_views(left, right, h264_crf)
+    else:
+        left, right = (quantise_and_compress(view, bits, jpeg_quality, h264_crf) for view in (left, right))
+    return left, right, quantise_and_compress(combined, bits, jpeg_quality, h264_crf)
 
 
 def through_camera(sample: RenderedSample, pipeline: CameraPipeline, rng: np.random.Generator) -> RenderedSample:
@@ -350,11 +395,9 @@ def through_camera(sample: RenderedSample, pipeline: CameraPipeline, rng: np.ran
         None if span is None else int(rng.integers(span[0], span[1] + 1))
         for span in (pipeline.jpeg_quality, pipeline.h264_crf)
     )
-    views = [
-        quantise_and_compress(pipeline.to_display(view), pipeline.bits, quality, crf)
-        for view in (sample.left, sample.right, sample.combined)
-    ]
-    return RenderedSample(*views, pipeline.to_display(sample.target), sample.defocus)
+    views = (pipeline.to_display(view) for view in (sample.left, sample.right, sample.combined))
+    stored = store_views(*views, pipeline.bits, quality, crf, pipeline.h264_video)
+    return RenderedSample(*stored, pipeline.to_display(sample.target), sample.defocus)
 
 
 def noisy_view(view: np.ndarray, noise: NoiseModel, rng: np.random.Generator) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dmtnet_arch.data.data_util import VIEW_FOLDERS, list_png_names
-from dmtnet_arch.data.synthetic_dp import PsfModel, convolve, dual_pixel_psfs, quantise_and_compress
+from dmtnet_arch.data.synthetic_dp import PsfModel, convolve, dual_pixel_psfs, store_views
 from dmtnet_arch.tools.dp_statistics import measure_scene, stored_bits
 from dmtnet_arch.utils.img_util import bit_depth, float_to_integer, read_image, to_float, write_png
 
@@ -24,12 +24,14 @@ INPUT_VIEWS = ('left', 'right', 'combined')
 @dataclass(frozen=True)
 class Rerendering:
     """How the views are made: the PSF family, a fixed disc radius (None: each scene's measured median) and the
-    JPEG quality or H.264 CRF of the stored 8-bit views (None: not compressed)."""
+    JPEG quality or H.264 CRF of the stored 8-bit views (None: not compressed); ``h264_video``: the left and right
+    views alternate in one video instead of being still frames."""
 
     psf_model: PsfModel = PsfModel(ramp_strength=0.7)
     radius: float | None = None
     jpeg_quality: int | None = None
     h264_crf: int | None = None
+    h264_video: bool = False
 
 
 def median_disc_radius(views: dict) -> float | None:
@@ -43,11 +45,10 @@ def rerender_views(target: np.ndarray, radius: float, bits: int, how: Rerenderin
     stored at ``bits`` (8: rounded and compressed as ``how`` says; 16: as rendered)."""
     if bits != 8 and (how.jpeg_quality is not None or how.h264_crf is not None):
         raise ValueError(f'JPEG and H.264 compression apply to 8-bit views; these views carry {bits}-bit values')
-    views = {}
-    for view, psf in zip(INPUT_VIEWS, dual_pixel_psfs(float(radius), how.psf_model), strict=True):
-        blurred = convolve(target, psf)
-        views[view] = quantise_and_compress(blurred, 8, how.jpeg_quality, how.h264_crf) if bits == 8 else blurred
-    return views
+    blurred = [convolve(target, psf) for psf in dual_pixel_psfs(float(radius), how.psf_model)]
+    if bits == 8:
+        blurred = store_views(*blurred, 8, how.jpeg_quality, how.h264_crf, how.h264_video)
+    return dict(zip(INPUT_VIEWS, blurred, strict=True))
 
 
 def rerender_folder(root, out, how: Rerendering = Rerendering()) -> dict:

@@ -87,3 +87,15 @@ def add_codec_arguments(parser: argparse.ArgumentParser, ranges: bool, views: st
         type=kind('H.264 CRF', 0, 51),
         help=f'code {views} as H.264 frames (libx264 CRF, higher = more loss; needs PyAV), {form}',
     )
+    parser.add_argument(
+        '--h264-video',
+        action='store_true',
+        help='with --h264-crf: the left and right views alternate in one 25 frames/s video (inter-coded, as a '
+        'dual-pixel animation stores them) instead of each being a still intra frame',
+    )
+
+
+def check_codec_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse ``--h264-video`` without ``--h264-crf`` (argparse's own error and exit status)."""
+    if args.h264_video and args.h264_crf is None:
+        parser.error("--h264-video needs --h264-crf (the video's CRF)")

@@ -279,6 +279,8 @@ def test_command_line_takes_one_codec_and_checks_its_range(tmp_path, capsys):
         (['--h264-crf', '40-30'], "H.264 CRF range must be LOW-HIGH, got '40-30'"),
         (['--jpeg-quality', '0'], "JPEG quality must be N or LOW-HIGH within 1-100, got '0'"),
         (['--jpeg-quality', '50', '--h264-crf', '30'], 'not allowed with argument'),
+        (['--h264-video'], "--h264-video needs --h264-crf (the video's CRF)"),
+        (['--jpeg-quality', '50', '--h264-video'], '--h264-video needs --h264-crf'),
     ):
         with pytest.raises(SystemExit):
             cli.main(['--count', '1', '--out', str(tmp_path / 'bad'), *bad])

@@ -191,6 +191,50 @@ def test_h264_frame_keeps_an_odd_size():
     assert np.all(decoded[..., 0].argmax(axis=1) == 7)
 
 
+def test_h264_video_codes_left_and_right_together_and_leaves_the_combined_view_a_still_frame(sources):
+    pytest.importorskip('av', reason="PyAV: the plugin's [video] extra")
+    clean = sample(sources)
+    stills = sample(sources, pipeline=sdp.CameraPipeline(bits=8, h264_crf=(30, 30)))
+    video = sample(sources, pipeline=sdp.CameraPipeline(bits=8, h264_crf=(30, 30), h264_video=True))
+    assert np.array_equal(video.combined, stills.combined) and np.array_equal(video.target, clean.target)
+    assert not np.array_equal(video.left, stills.left) and not np.array_equal(video.right, stills.right)
+    for view in (video.left, video.right):
+        assert np.allclose(view * 255, np.round(view * 255), atol=1e-4)
+    assert 0 < np.abs(video.left - clean.left).mean() < 0.05
+    again = sample(sources, pipeline=sdp.CameraPipeline(bits=8, h264_crf=(30, 30), h264_video=True))
+    assert np.array_equal(video.left, again.left) and np.array_equal(video.right, again.right)
+
+
+def test_h264_alternating_views_predict_each_view_from_the_other():
+    """Views that differ by a small shift: at a high CRF the codec keeps little of what separates them."""
+    pytest.importorskip('av', reason="PyAV: the plugin's [video] extra")
+    texture = sdp.random_texture(sdp.collect_sources(), (64, 96), np.random.default_rng(3))
+    left, right = texture[:, :-2], texture[:, 2:]
+    difference = {}
+    for crf in (10, 45):
+        coded_left, coded_right = sdp.h264_alternating_views(left, right, crf)
+        assert coded_left.shape == left.shape and coded_right.shape == right.shape
+        difference[crf] = np.abs(coded_left - coded_right).mean()
+    assert difference[45] < 0.8 * difference[10]
+    assert abs(difference[10] - np.abs(left - right).mean()) < 0.2 * difference[10]
+
+
+def test_h264_video_keeps_frame_count_order_and_an_odd_size():
+    pytest.importorskip('av', reason="PyAV: the plugin's [video] extra")
+    frames = np.stack([np.full((17, 23, 3), level, np.uint8) for level in (40, 200, 120)])
+    decoded = sdp.h264_video(frames, 0)
+    assert decoded.shape == frames.shape and decoded.dtype == np.uint8
+    assert np.abs(decoded.astype(int) - frames).max() <= 2
+
+
+def test_h264_video_needs_a_crf():
+    with pytest.raises(ValueError, match='h264_video codes the views as a video and needs h264_crf'):
+        sdp.CameraPipeline(bits=8, h264_video=True)
+    views = [np.zeros((8, 8, 3), np.float32)] * 3
+    with pytest.raises(ValueError, match='needs h264_crf'):
+        sdp.store_views(*views, 8, h264_video=True)
+
+
 def test_one_codec_per_pipeline():
     with pytest.raises(ValueError, match='jpeg_quality and h264_crf'):
         sdp.CameraPipeline(bits=8, jpeg_quality=(50, 50), h264_crf=(30, 30))
@@ -231,6 +275,7 @@ def test_settings_file_records_the_realism_options(tmp_path):
         'bits': 8,
         'jpeg_quality': [60, 95],
         'h264_crf': None,
+        'h264_video': False,
     }
     assert settings['psf']['ramp_strength'] == 0.7
     assert settings['psf']['rim_floor'] == 1.0 and settings['psf']['sigma_per_radius'] == 0.2

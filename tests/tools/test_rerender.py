@@ -54,15 +54,21 @@ def test_fixed_radius_zero_gives_the_target_itself(tmp_path):
     assert all(np.array_equal(out[view], out['target']) for view in rerender.INPUT_VIEWS)
 
 
-@pytest.mark.parametrize('codec', ['jpeg_quality', 'h264_crf'])
+@pytest.mark.parametrize('codec', ['jpeg_quality', 'h264_crf', 'h264_video'])
 def test_compression_applies_to_8_bit_views_and_costs_consistency(tmp_path, codec):
-    if codec == 'h264_crf':
+    if codec.startswith('h264'):
         pytest.importorskip('av', reason="PyAV: the plugin's [video] extra")
     write_capture(tmp_path / 'real', radius=4.0, bits=8)
     consistency = {}
     for setting in (None, 20 if codec == 'jpeg_quality' else 40):
         out = tmp_path / f'{codec}{setting}'
-        rerender.rerender_folder(tmp_path / 'real', out, rerender.Rerendering(radius=3.0, **{codec: setting}))
+        if setting is None:
+            how = rerender.Rerendering(radius=3.0)
+        elif codec == 'h264_video':
+            how = rerender.Rerendering(radius=3.0, h264_crf=setting, h264_video=True)
+        else:
+            how = rerender.Rerendering(radius=3.0, **{codec: setting})
+        rerender.rerender_folder(tmp_path / 'real', out, how)
         images = read_views(out)
         assert all(image.dtype == np.uint8 for image in images.values())
         views = {view: to_float(image) for view, image in images.items()}
@@ -82,6 +88,7 @@ def test_script_reports_each_scene_and_refuses_a_bad_quality(tmp_path, capsys):
         (['--jpeg-quality', '0'], "--jpeg-quality: JPEG quality must be a whole number within 1-100, got '0'"),
         (['--psf-softness', '-0.1'], "--psf-softness: must be 0 or more, got '-0.1'"),
         (['--h264-crf', '52'], "--h264-crf: H.264 CRF must be a whole number within 0-51, got '52'"),
+        (['--h264-video'], "--h264-video needs --h264-crf (the video's CRF)"),
     ):
         with pytest.raises(SystemExit):
             script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), *bad])
