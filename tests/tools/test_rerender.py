@@ -13,10 +13,11 @@ from tests.helpers import load_script
 SIZE = (192, 288)
 
 
-def write_capture(folder, radius: float, bits: int, index: int = 0) -> None:
-    """A photograph at one depth behind the focal plane, rendered by the generator and stored at ``bits``."""
+def write_capture(folder, radius, bits: int, index: int = 0) -> None:
+    """A photograph behind the focal plane at ``radius`` (a value, or a map), rendered by the generator and stored
+    at ``bits``."""
     texture = sdp.random_texture(sdp.collect_sources(), SIZE, np.random.default_rng(index))
-    layer = sdp.Layer(texture, np.ones(SIZE, np.float32), np.full(SIZE, radius, np.float32))
+    layer = sdp.Layer(texture, np.ones(SIZE, np.float32), np.broadcast_to(np.float32(radius), SIZE))
     sample = sdp.render_layers([layer], sdp.PsfModel(ramp_strength=0.7))
     for view, folder_name in VIEW_FOLDERS.items():
         write_png(folder / folder_name / f'{index:06d}.png', float_to_integer(getattr(sample, view), bits))
@@ -54,6 +55,19 @@ def test_fixed_radius_zero_gives_the_target_itself(tmp_path):
     assert all(np.array_equal(out[view], out['target']) for view in rerender.INPUT_VIEWS)
 
 
+def test_radius_map_follows_the_depth_of_each_part_of_the_scene(tmp_path):
+    two_depths = np.where(np.arange(SIZE[1]) < SIZE[1] // 2, 2.0, 6.0)[None, :].repeat(SIZE[0], axis=0)
+    write_capture(tmp_path / 'real', two_depths, bits=16)
+    views = {view: to_float(image) for view, image in read_views(tmp_path / 'real').items()}
+    radius_map = rerender.measured_radius_map(views)
+    assert radius_map.shape == SIZE
+    assert 1.0 <= np.median(radius_map[:, 40:100]) <= 3.0 and 5.0 <= np.median(radius_map[:, 190:250]) <= 7.0
+    rerender.rerender_folder(tmp_path / 'real', tmp_path / 'out', rerender.Rerendering(radius_map=True))
+    out = {view: to_float(image) for view, image in read_views(tmp_path / 'out').items()}
+    error = np.abs(out['left'] - out['target']).mean(axis=(0, 2))
+    assert error[190:250].mean() > 1.5 * error[40:100].mean()
+
+
 @pytest.mark.parametrize('codec', ['jpeg_quality', 'h264_crf', 'h264_video'])
 def test_compression_applies_to_8_bit_views_and_costs_consistency(tmp_path, codec):
     if codec.startswith('h264'):
@@ -89,6 +103,7 @@ def test_script_reports_each_scene_and_refuses_a_bad_quality(tmp_path, capsys):
         (['--psf-softness', '-0.1'], "--psf-softness: must be 0 or more, got '-0.1'"),
         (['--h264-crf', '52'], "--h264-crf: H.264 CRF must be a whole number within 0-51, got '52'"),
         (['--h264-video'], "--h264-video needs --h264-crf (the video's CRF)"),
+        (['--radius', '3', '--radius-map'], 'not allowed with argument'),
     ):
         with pytest.raises(SystemExit):
             script.main([str(tmp_path / 'real'), '--out', str(tmp_path / 'out2'), *bad])
