@@ -25,6 +25,7 @@ from dmtnet_arch.utils.cli_util import (  # noqa: E402
     check_codec_arguments,
     fraction,
     non_negative_float,
+    non_negative_range,
     parse_size,
     positive_float,
     positive_int,
@@ -81,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
             'probability that autofocus picks a foreground object rather than any pixel',
         ),
         (
+            '--focus-on-scene',
+            fraction,
+            SceneRanges().focus_on_scene_probability,
+            'probability that autofocus picks a visible point of the scene; otherwise the focus is drawn from '
+            '--random-focus',
+        ),
+        (
+            '--random-focus',
+            non_negative_range('--random-focus'),
+            SceneRanges().random_focus_inverse_depth,
+            'LOW-HIGH: the range (dioptres, 1/m) of a focus not set on the scene',
+        ),
+        (
             '--view-gain-gradient',
             non_negative_float,
             CameraPipeline().view_gain_gradient,
@@ -129,7 +143,11 @@ def main(argv=None) -> int:
             shape_variation=args.psf_variation,
         ),
         content=ContentModel(dead_leaves_probability=args.dead_leaves),
-        scene=SceneRanges(focus_on_foreground_probability=args.focus_on_foreground),
+        scene=SceneRanges(
+            random_focus_inverse_depth=args.random_focus,
+            focus_on_scene_probability=args.focus_on_scene,
+            focus_on_foreground_probability=args.focus_on_foreground,
+        ),
         pipeline=CameraPipeline(
             linear_light=args.linear_light,
             view_gain_gradient=args.view_gain_gradient,

@@ -65,6 +65,22 @@ def integer_range(what: str, lowest: int, highest: int):
     return parse
 
 
+def non_negative_range(what: str):
+    """An argparse type: 'LOW-HIGH' -> (low, high), numbers of at least 0 with LOW <= HIGH."""
+
+    def parse(text: str) -> tuple:
+        parts = text.split('-')
+        try:
+            low, high = (float(part) for part in parts)
+        except ValueError:
+            low = high = None
+        if low is None or not 0.0 <= low <= high:
+            raise argparse.ArgumentTypeError(f'{what} must be LOW-HIGH, 0 <= LOW <= HIGH, got {text!r}')
+        return low, high
+
+    return parse
+
+
 def integer_within(what: str, lowest: int, highest: int):
     """An argparse type: a whole number within ``lowest``-``highest``."""
 

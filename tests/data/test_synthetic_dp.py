@@ -272,6 +272,19 @@ def test_command_line_passes_the_psf_shape_and_refuses_a_negative_one(tmp_path, 
     assert not (tmp_path / 'bad').exists()
 
 
+def test_command_line_passes_the_focus_choice_and_refuses_a_reversed_range(tmp_path, capsys):
+    cli = load_script('make_synthetic_dp')
+    focus = ['--focus-on-scene', '0', '--random-focus', '0.5-1.5']
+    cli.main(['--count', '1', '--size', '24', '--out', str(tmp_path), '--quiet', *focus])
+    scene = json.loads((tmp_path / 'synthetic_dp.json').read_text())['scene']
+    assert (scene['focus_on_scene_probability'], scene['random_focus_inverse_depth']) == (0.0, [0.5, 1.5])
+    for bad in ('1.5-0.5', '0.5', 'near-far'):
+        with pytest.raises(SystemExit):
+            cli.main(['--count', '1', '--out', str(tmp_path / 'bad'), '--random-focus', bad])
+        assert f"--random-focus must be LOW-HIGH, 0 <= LOW <= HIGH, got '{bad}'" in capsys.readouterr().err
+    assert not (tmp_path / 'bad').exists()
+
+
 def test_command_line_takes_one_codec_and_checks_its_range(tmp_path, capsys):
     cli = load_script('make_synthetic_dp')
     for bad, message in (

@@ -141,6 +141,26 @@ def test_focus_on_foreground_puts_a_foreground_layer_in_focus(sources):
         assert min(visible) < 1e-3
 
 
+def test_focus_off_the_scene_is_drawn_from_the_random_range_and_leaves_less_in_focus(sources):
+    def in_focus_share(ranges, seed):
+        layers = sdp.random_scene(np.random.default_rng(seed), SIZE, sources, sdp.CameraModel(f_number=1.4), ranges)
+        visible = layers[0].coc
+        for layer in layers[1:]:
+            visible = np.where(layer.mask >= 0.5, layer.coc, visible)
+        return np.mean(np.abs(visible) < 0.5)
+
+    off_scene = sdp.SceneRanges(focus_on_scene_probability=0.0, random_focus_inverse_depth=(0.5, 1.5))
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        depths = [np.full(SIZE, 0.3, np.float32), np.full(SIZE, 1.8, np.float32)]
+        masks = [np.ones(SIZE, np.float32), np.ones(SIZE, np.float32)]
+        assert 0.5 <= sdp.focus_inverse_depth(depths, masks, rng, off_scene) <= 1.5
+    on_scene = sdp.SceneRanges(focus_on_scene_probability=1.0, focus_on_foreground_probability=0.8)
+    shares = [np.mean([in_focus_share(ranges, seed) for seed in range(12)]) for ranges in (on_scene, off_scene)]
+    assert shares[0] > 0.1 and shares[1] < shares[0] / 3
+    assert in_focus_share(off_scene, 3) == in_focus_share(off_scene, 3)
+
+
 # ------------------------------------------------------------------------------------------------- camera pipeline
 
 
