@@ -124,6 +124,21 @@ def shift_against_blur(measurements: list, max_error: float = 0.2) -> dict:
     return {'blocks': len(good), 'by_radius': by_radius, 'slope': slope}
 
 
+RADIUS_BINS = (0.0, 1.0, 3.0, 6.0, 10.0)
+
+
+def radius_shares(measurements: list, edges: tuple = RADIUS_BINS) -> dict:
+    """Share of the textured blocks per disc-radius bin, {(low, high): share}, the last bin open-ended: how the
+    blur sizes of a set are spread (what ``--focus-on-scene`` and ``--random-focus`` were matched on)."""
+    radii = np.array([m.blur_radius_px for m in measurements])
+    bounds = (*edges, np.inf)
+    counts = np.histogram(radii, bounds)[0]
+    return {
+        (low, high): float(count / max(radii.size, 1))
+        for low, high, count in zip(bounds[:-1], bounds[1:], counts, strict=True)
+    }
+
+
 def view_balance(views: dict, columns: int = 8) -> np.ndarray:
     """Ratio of the left view's mean brightness to the right view's in ``columns`` vertical strips, left to right."""
     left, right = grey(views['left']), grey(views['right'])
@@ -156,15 +171,23 @@ def measure_folder(root, *collectors) -> tuple[list, dict]:
     return measurements, balance
 
 
+def share_text(low: float, high: float, share: float) -> str:
+    """``'3-6 px 39 %'``; an open-ended bin reads ``'>= 10 px 22 %'``."""
+    span = f'>= {low:g} px' if np.isinf(high) else f'{low:g}-{high:g} px'
+    return f'{span} {100 * share:.0f} %'
+
+
 def report_lines(measurements: list, balance: dict) -> list:
     """What ``scripts/measure_dp_statistics.py`` prints: the slope, the median shift per radius, the imbalance."""
     fit = shift_against_blur(measurements)
     signed = np.mean([m.shift_px for m in measurements if m.blur_radius_px >= 1.0] or [0.0])
     ratios = np.concatenate(list(balance.values()))
+    shares = radius_shares(measurements)
     lines = [
         f'{fit["blocks"]} textured blocks; view shift per px of disc radius (fit through 0): {fit["slope"]:.3f}; '
         f'mean signed shift of blurred blocks {signed:+.2f} px (positive: right view content further right)',
         f'left/right brightness ratio per strip: {ratios.min():.3f} to {ratios.max():.3f}',
+        'blocks per disc radius: ' + ', '.join(share_text(low, high, share) for (low, high), share in shares.items()),
         'radius px | median |shift| px | blocks',
     ]
     lines += [f'{radius:9.1f} | {shift:16.2f} | {count}' for radius, (shift, count) in fit['by_radius'].items()]

@@ -328,6 +328,14 @@ def test_shift_against_blur_fits_the_slope_through_the_origin():
     assert result['by_radius'][8.0] == (pytest.approx(3.2), 1)
 
 
+def test_radius_shares_spread_the_blocks_over_the_bins():
+    blocks = [stats.BlockMeasurement('a', 0, 0, 0.0, r, 0.0) for r in (0.0, 0.5, 2.0, 4.0, 4.5, 7.0, 10.0, 15.0)]
+    shares = stats.radius_shares(blocks)
+    assert list(shares.values()) == [0.25, 0.125, 0.25, 0.125, 0.25]
+    assert stats.share_text(*list(shares)[-1], shares[10.0, np.inf]) == '>= 10 px 25 %'
+    assert stats.share_text(3.0, 6.0, 0.25) == '3-6 px 25 %'
+
+
 def test_psf_variation_draws_a_shape_per_sample_within_its_range(sources):
     model = sdp.PsfModel(ramp_strength=0.7, shape_variation=0.4)
     drawn = [model.varied(np.random.default_rng(seed)) for seed in range(20)]
