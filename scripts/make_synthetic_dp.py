@@ -25,10 +25,10 @@ from dmtnet_arch.utils.cli_util import (  # noqa: E402
     check_codec_arguments,
     fraction,
     non_negative_float,
-    non_negative_range,
     parse_size,
     positive_float,
     positive_int,
+    positive_range,
 )
 
 
@@ -90,9 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         (
             '--random-focus',
-            non_negative_range('--random-focus'),
+            positive_range('--random-focus'),
             SceneRanges().random_focus_inverse_depth,
-            'LOW-HIGH: the range (dioptres, 1/m) of a focus not set on the scene',
+            'LOW-HIGH: the range (dioptres, 1/m, above 0) of a focus not set on the scene',
         ),
         (
             '--view-gain-gradient',

@@ -1,6 +1,7 @@
 """Command-line argument types shared by the scripts and tools."""
 
 import argparse
+import math
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -65,17 +66,17 @@ def integer_range(what: str, lowest: int, highest: int):
     return parse
 
 
-def non_negative_range(what: str):
-    """An argparse type: 'LOW-HIGH' -> (low, high), numbers of at least 0 with LOW <= HIGH."""
+def positive_range(what: str):
+    """An argparse type: 'LOW-HIGH' -> (low, high), finite numbers with 0 < LOW <= HIGH."""
+    message = f'{what} must be LOW-HIGH, finite numbers with 0 < LOW <= HIGH, got {{!r}}'
 
     def parse(text: str) -> tuple:
-        parts = text.split('-')
         try:
-            low, high = (float(part) for part in parts)
-        except ValueError:
-            low = high = None
-        if low is None or not 0.0 <= low <= high:
-            raise argparse.ArgumentTypeError(f'{what} must be LOW-HIGH, 0 <= LOW <= HIGH, got {text!r}')
+            low, high = (float(part) for part in text.split('-'))
+        except ValueError:  # not two numbers
+            raise argparse.ArgumentTypeError(message.format(text)) from None
+        if not 0.0 < low <= high < math.inf:
+            raise argparse.ArgumentTypeError(message.format(text))
         return low, high
 
     return parse

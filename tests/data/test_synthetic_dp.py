@@ -278,10 +278,13 @@ def test_command_line_passes_the_focus_choice_and_refuses_a_reversed_range(tmp_p
     cli.main(['--count', '1', '--size', '24', '--out', str(tmp_path), '--quiet', *focus])
     scene = json.loads((tmp_path / 'synthetic_dp.json').read_text())['scene']
     assert (scene['focus_on_scene_probability'], scene['random_focus_inverse_depth']) == (0.0, [0.5, 1.5])
-    for bad in ('1.5-0.5', '0.5', 'near-far'):
+    for bad in ('1.5-0.5', '0.5', 'near-far', '0-0', '0.5-inf'):  # a focus at 0 dioptres would be at infinity
         with pytest.raises(SystemExit):
             cli.main(['--count', '1', '--out', str(tmp_path / 'bad'), '--random-focus', bad])
-        assert f"--random-focus must be LOW-HIGH, 0 <= LOW <= HIGH, got '{bad}'" in capsys.readouterr().err
+        assert (
+            f"--random-focus must be LOW-HIGH, finite numbers with 0 < LOW <= HIGH, got '{bad}'"
+            in capsys.readouterr().err
+        )
     assert not (tmp_path / 'bad').exists()
 
 
