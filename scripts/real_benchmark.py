@@ -8,7 +8,9 @@
 
 DIR is the DPDD layout (test_l/ test_r/ test_c/) or inputL/ inputR/ [inputC/] target/. Prints the blurred combined
 view's and the output's PSNR/SSIM, the gain in both view orders and the margin of each model; --csv-dir writes one
-CSV per model (a row per scene and their mean), --table a markdown table of all.
+CSV per model (a row per scene and their mean), --table a markdown table of all. --by-blur also scores the textured
+48 px blocks per measured blur size (disc radius < 1, 1-3, 3-6, 6-10, >= 10 px; measured from the target and the
+combined view, as scripts/measure_dp_statistics.py does): where a model gains and where it does not.
 """
 
 import argparse
@@ -27,6 +29,9 @@ from dmtnet_arch.tools.inference import (  # noqa: E402
     resolve_device,
 )
 from dmtnet_arch.tools.real_benchmark import (  # noqa: E402
+    BlurBreakdown,
+    breakdown_csv,
+    breakdown_lines,
     markdown_table,
     mean_score,
     run_benchmark,
@@ -49,13 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--csv-dir', help="write each model's per-scene scores and their mean here (<label>.csv)")
     parser.add_argument('--table', help='write a markdown table of every model here')
     parser.add_argument('--outputs', help="write each network's outputs (given view order) under here (<label>/)")
+    parser.add_argument(
+        '--by-blur',
+        action='store_true',
+        help='also report the gains per measured blur size (disc radius bins of textured 48 px blocks); with '
+        '--csv-dir, <label>_by_blur.csv',
+    )
     parser.add_argument('--tile', type=int, help='tile size in pixels (default: whole image)')
     parser.add_argument('--tile-overlap', type=int, default=64, help='tile overlap in pixels (default 64)')
     parser.add_argument('--device', default='auto', help='auto (GPU if any), cpu, cuda, ...')
     return parser
 
 
-def network_scores(args, weights: str, samples: list) -> list:
+def network_scores(args, weights: str, samples: list, breakdown) -> list:
     net, _ = load_network(args.opt, weights, args.param_key)
     deblurrer = Deblurrer(net, resolve_device(args.device), tile=args.tile, tile_overlap=args.tile_overlap)
     outputs = Path(args.outputs) / row_label(weights) if args.outputs else None
@@ -64,6 +75,7 @@ def network_scores(args, weights: str, samples: list) -> list:
         samples,
         outputs,
         progress=lambda s: print(f'  {s.name}: gain {s.gain:+.2f} dB, swapped {s.gain_swapped:+.2f} dB', flush=True),
+        breakdown=breakdown,
     )
 
 
@@ -82,16 +94,22 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     samples = scenes_with_targets(args.input, args.split)
     networks = args.weights or ([None] if args.opt else [])  # None: the option file's pretrain_network_g
-    runs = [(source, lambda s=source: network_scores(args, s, samples)) for source in networks]
-    runs += [(folder, lambda f=folder: score_outputs(samples, f)) for folder in args.reference]
+    runs = [(source, lambda b, s=source: network_scores(args, s, samples, b)) for source in networks]
+    runs += [(folder, lambda b, f=folder: score_outputs(samples, f, b)) for folder in args.reference]
+    scene_blocks = {}  # every scene's blocks measured once, shared by the models' breakdowns
     rows = []
     for source, run in runs:
         label = row_label(source) if source else Path(args.opt).stem
-        scores = run()
+        breakdown = BlurBreakdown(scene_blocks) if args.by_blur else None
+        scores = run(breakdown)
         if args.csv_dir:
             write_scores_csv(Path(args.csv_dir) / f'{label}.csv', scores)
         rows.append((label, mean_score(scores)))
         print(summary_line(label, rows[-1][1], len(scores)), flush=True)
+        if breakdown is not None:
+            print('\n'.join(breakdown_lines(breakdown.scores())), flush=True)
+            if args.csv_dir:
+                write_bytes_atomically(Path(args.csv_dir) / f'{label}_by_blur.csv', breakdown_csv(breakdown.scores()))
     if args.table:
         write_bytes_atomically(args.table, markdown_table(rows).encode())
     return 0

@@ -26,7 +26,8 @@ DISC_RADII = tuple(np.arange(0.0, 16.5, 0.5))
 
 @dataclass(frozen=True)
 class BlockMeasurement:
-    """One block: its position, the right view's horizontal shift against the left (px), the disc radius (px)."""
+    """One block: its position, the right view's horizontal shift against the left (px), the disc radius (px), its
+    side (px)."""
 
     name: str
     y: int
@@ -34,6 +35,12 @@ class BlockMeasurement:
     shift_px: float
     blur_radius_px: float
     match_error: float
+    size: int = 48
+
+    @property
+    def window(self) -> tuple:
+        """The block's pixels as an index: ``image[block.window]``."""
+        return slice(self.y, self.y + self.size), slice(self.x, self.x + self.size)
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:
@@ -105,7 +112,7 @@ def measure_scene(name: str, views: dict, block: int = 48, max_shift: int = 8, m
             if shift is None:
                 continue
             radius, error = best_disc_radius(blurs, combined, (top, x0, block))
-            measurements.append(BlockMeasurement(name, top, x0, shift, radius, error))
+            measurements.append(BlockMeasurement(name, top, x0, shift, radius, error, block))
     return measurements
 
 
@@ -171,10 +178,14 @@ def measure_folder(root, *collectors) -> tuple[list, dict]:
     return measurements, balance
 
 
+def radius_bin_text(low: float, high: float) -> str:
+    """``'3-6 px'``; an open-ended bin reads ``'>= 10 px'``."""
+    return f'>= {low:g} px' if np.isinf(high) else f'{low:g}-{high:g} px'
+
+
 def share_text(low: float, high: float, share: float) -> str:
     """``'3-6 px 39 %'``; an open-ended bin reads ``'>= 10 px 22 %'``."""
-    span = f'>= {low:g} px' if np.isinf(high) else f'{low:g}-{high:g} px'
-    return f'{span} {100 * share:.0f} %'
+    return f'{radius_bin_text(low, high)} {100 * share:.0f} %'
 
 
 def report_lines(measurements: list, balance: dict) -> list:

@@ -20,6 +20,7 @@ from dmtnet_arch.data.data_util import (
     read_sample_views,
 )
 from dmtnet_arch.metrics.dual_pixel_metric import calculate_dp_psnr, calculate_dp_ssim
+from dmtnet_arch.tools.dp_statistics import RADIUS_BINS, measure_scene, radius_bin_text
 from dmtnet_arch.tools.inference import Deblurrer
 from dmtnet_arch.utils.file_util import csv_bytes, write_bytes_atomically
 from dmtnet_arch.utils.img_util import (
@@ -109,13 +110,16 @@ def score(image: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     return calculate_dp_psnr(image, target, protocol='float'), calculate_dp_ssim(image, target, protocol='float')
 
 
-def score_scene(deblurrer: Deblurrer, sample) -> tuple[SceneScore, np.ndarray]:
-    """Scores of one scene, and the output in the given view order."""
+def score_scene(deblurrer: Deblurrer, sample, breakdown=None) -> tuple[SceneScore, np.ndarray]:
+    """Scores of one scene, and the output in the given view order; ``breakdown`` (a :class:`BlurBreakdown`), when
+    given, also gets the scene's errors per blur size."""
     views = read_scene(sample)
     output = output_as_saved(deblurrer, as_input(views['left'], views['right']), views['bits'], sample.name)
     swapped = output_as_saved(deblurrer, as_input(views['right'], views['left']), views['bits'], sample.name)
     target = views['target']
     values = (*score(blurred_as_stored(views), target), *score(output, target), *score(swapped, target))
+    if breakdown is not None:
+        breakdown.add(sample.name, views, output, swapped)
     return SceneScore(sample.name, *values), output
 
 
@@ -159,11 +163,12 @@ def decibels(value: float) -> str:
     return f'{text} dB' if text else 'not run'
 
 
-def run_benchmark(deblurrer: Deblurrer, samples: list, output_dir=None, progress=None) -> list:
-    """Scores of every scene; with ``output_dir``, the outputs (given view order) are written there as PNGs."""
+def run_benchmark(deblurrer: Deblurrer, samples: list, output_dir=None, progress=None, breakdown=None) -> list:
+    """Scores of every scene; with ``output_dir``, the outputs (given view order) are written there as PNGs; with
+    ``breakdown`` (a :class:`BlurBreakdown`), every scene's errors per blur size are added to it."""
     scores = []
     for sample in samples:
-        scene_score, output = score_scene(deblurrer, sample)
+        scene_score, output = score_scene(deblurrer, sample, breakdown)
         scores.append(scene_score)
         if output_dir is not None:
             write_image(Path(output_dir) / f'{sample.name}.png', output)
@@ -172,16 +177,126 @@ def run_benchmark(deblurrer: Deblurrer, samples: list, output_dir=None, progress
     return scores
 
 
-def score_outputs(samples: list, outputs_dir) -> list:
+def score_outputs(samples: list, outputs_dir, breakdown=None) -> list:
     """Scores of outputs made elsewhere (e.g. a peer's released results, ``<name>.png`` per scene); there is no
-    swapped run, so its columns are NaN."""
+    swapped run, so its columns are NaN. ``breakdown`` as in :func:`run_benchmark`."""
     scores = []
     for sample in samples:
         views = read_scene(sample)
         output = read_image(Path(outputs_dir) / f'{sample.name}.png')
         values = (*score(blurred_as_stored(views), views['target']), *score(output, views['target']))
         scores.append(SceneScore(sample.name, *values, float('nan'), float('nan')))
+        if breakdown is not None:
+            breakdown.add(sample.name, views, output)
     return scores
+
+
+# ------------------------------------------------------------------------------------------- gains per blur size
+
+
+@dataclass(frozen=True)
+class BlurBinScore:
+    """PSNR (dB) against the target of the blurred combined view, the output and the swapped run's output, pooled
+    over the textured blocks whose measured disc radius (px) lies in [low, high)."""
+
+    low: float
+    high: float
+    blocks: int
+    psnr_blurred: float
+    psnr_output: float
+    psnr_swapped: float
+
+    @property
+    def gain(self) -> float:
+        """PSNR of the output over the blurred combined view, in this bin."""
+        return self.psnr_output - self.psnr_blurred
+
+    @property
+    def gain_swapped(self) -> float:
+        """The same with the views swapped (NaN for outputs made elsewhere)."""
+        return self.psnr_swapped - self.psnr_blurred
+
+
+class BlurBreakdown:
+    """Where a model gains: squared errors against the target summed over every scene's textured blocks, per bin of
+    the disc radius that :func:`~dmtnet_arch.tools.dp_statistics.measure_scene` measures for the block (from the
+    target and the combined view, so it does not depend on the model). ``scene_blocks`` caches each scene's
+    measurement; share one dict between the breakdowns of several models to measure every scene once."""
+
+    def __init__(self, scene_blocks: dict | None = None, edges: tuple = RADIUS_BINS):
+        self.scene_blocks = {} if scene_blocks is None else scene_blocks
+        self.bounds = (*edges, np.inf)
+        self.sums = np.zeros((len(edges), 4))  # per bin: blocks, then summed MSE of blurred, output, swapped
+
+    def blocks(self, name: str, views: dict) -> list:
+        """The scene's measured blocks, measured on first use."""
+        if name not in self.scene_blocks:
+            self.scene_blocks[name] = measure_scene(name, views)
+        return self.scene_blocks[name]
+
+    def add(self, name: str, views: dict, output: np.ndarray, swapped: np.ndarray | None = None) -> None:
+        """One scene's block errors; ``output`` and ``swapped`` as saved (integers at the input's bit depth)."""
+        target = views['target']
+        images = [blurred_as_stored(views), to_float(output), None if swapped is None else to_float(swapped)]
+        for block in self.blocks(name, views):
+            row = int(np.searchsorted(self.bounds, block.blur_radius_px, side='right')) - 1
+            window = block.window
+            errors = [np.nan if image is None else np.mean((image[window] - target[window]) ** 2) for image in images]
+            self.sums[row] += (1, *errors)
+
+    def scores(self) -> list:
+        """One :class:`BlurBinScore` per bin (NaN PSNRs where a bin has no block)."""
+        rows = []
+        for low, high, (count, *errors) in zip(self.bounds[:-1], self.bounds[1:], self.sums, strict=True):
+            psnrs = [pooled_psnr(error, count) for error in errors]
+            rows.append(BlurBinScore(float(low), float(high), int(count), *psnrs))
+        return rows
+
+
+def pooled_psnr(summed_mse: float, blocks: int) -> float:
+    """PSNR (data range 1) of the mean of ``blocks`` block MSEs: inf for a perfect match, NaN for no blocks."""
+    if not blocks or np.isnan(summed_mse):
+        return np.nan
+    return np.inf if summed_mse == 0 else float(10 * np.log10(blocks / summed_mse))
+
+
+def breakdown_lines(rows: list) -> list:
+    """One line per blur-radius bin: blocks, the blurred view's PSNR and the gains in both view orders."""
+    lines = []
+    for row in rows:
+        text = f'  blur radius {radius_bin_text(row.low, row.high)}: {row.blocks} blocks'
+        if row.blocks:
+            text += (
+                f', blurred {row.psnr_blurred:.2f} dB, gain {row.gain:+.2f} dB, views swapped '
+                f'{decibels(row.gain_swapped)}'
+            )
+        lines.append(text)
+    return lines
+
+
+BREAKDOWN_COLUMNS = (
+    'radius_low_px',
+    'radius_high_px',
+    'blocks',
+    'psnr_blurred',
+    'psnr_output',
+    'psnr_swapped',
+    'gain',
+    'gain_swapped',
+)
+
+
+def breakdown_csv(rows: list) -> bytes:
+    """One row per bin with :data:`BREAKDOWN_COLUMNS`; empty cells where there is nothing to report."""
+    cells = [
+        [f'{row.low:g}', f'{row.high:g}', str(row.blocks)]
+        + [
+            number_text(value)
+            for value in (row.psnr_blurred, row.psnr_output, row.psnr_swapped, row.gain, row.gain_swapped)
+        ]
+        for row in rows
+    ]
+    return csv_bytes(BREAKDOWN_COLUMNS, cells, lineterminator='\n')
 
 
 def markdown_table(rows: list) -> str:
