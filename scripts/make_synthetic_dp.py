@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
             '--random-focus',
         ),
         (
+            '--focus-on-nearest',
+            fraction,
+            SceneRanges().focus_on_nearest_probability,
+            'probability that autofocus picks the nearest visible point, so that nothing visible is in front of the '
+            'focal plane (before the other focus options)',
+        ),
+        (
             '--random-focus',
             positive_range('--random-focus'),
             SceneRanges().random_focus_inverse_depth,
@@ -147,6 +154,7 @@ def main(argv=None) -> int:
             random_focus_inverse_depth=args.random_focus,
             focus_on_scene_probability=args.focus_on_scene,
             focus_on_foreground_probability=args.focus_on_foreground,
+            focus_on_nearest_probability=args.focus_on_nearest,
         ),
         pipeline=CameraPipeline(
             linear_light=args.linear_light,

@@ -544,6 +544,7 @@ class SceneRanges:
     random_focus_inverse_depth: tuple = (0.25, 1.25)
     focus_on_scene_probability: float = 0.7
     focus_on_foreground_probability: float = 0.0
+    focus_on_nearest_probability: float = 0.0
 
 
 def random_scene(
@@ -571,13 +572,22 @@ def random_scene(
     ]
 
 
-def focus_inverse_depth(depths: list, masks: list, rng: np.random.Generator, ranges: SceneRanges) -> float:
-    """Autofocus on a random visible pixel most of the time, otherwise a random focus distance."""
-    if rng.random() >= ranges.focus_on_scene_probability:
-        return float(rng.uniform(*ranges.random_focus_inverse_depth))
+def visible_inverse_depth(depths: list, masks: list) -> np.ndarray:
+    """Inverse depth of what each pixel shows: the front-most layer whose mask covers it."""
     visible = depths[0].copy()
     for depth, mask in zip(depths[1:], masks[1:], strict=True):
         visible = np.where(mask >= 0.5, depth, visible)
+    return visible
+
+
+def focus_inverse_depth(depths: list, masks: list, rng: np.random.Generator, ranges: SceneRanges) -> float:
+    """Autofocus on the nearest visible point (with ``focus_on_nearest_probability``: nothing visible is in front of
+    the focal plane), else on a random visible pixel most of the time, otherwise a random focus distance."""
+    if ranges.focus_on_nearest_probability and rng.random() < ranges.focus_on_nearest_probability:
+        return float(visible_inverse_depth(depths, masks).max())
+    if rng.random() >= ranges.focus_on_scene_probability:
+        return float(rng.uniform(*ranges.random_focus_inverse_depth))
+    visible = visible_inverse_depth(depths, masks)
     foreground = np.flatnonzero(visible.ravel() != depths[0].ravel())
     if (
         ranges.focus_on_foreground_probability

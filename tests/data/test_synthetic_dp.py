@@ -274,10 +274,11 @@ def test_command_line_passes_the_psf_shape_and_refuses_a_negative_one(tmp_path, 
 
 def test_command_line_passes_the_focus_choice_and_refuses_a_reversed_range(tmp_path, capsys):
     cli = load_script('make_synthetic_dp')
-    focus = ['--focus-on-scene', '0', '--random-focus', '0.5-1.5']
+    focus = ['--focus-on-scene', '0', '--random-focus', '0.5-1.5', '--focus-on-nearest', '0.9']
     cli.main(['--count', '1', '--size', '24', '--out', str(tmp_path), '--quiet', *focus])
     scene = json.loads((tmp_path / 'synthetic_dp.json').read_text())['scene']
     assert (scene['focus_on_scene_probability'], scene['random_focus_inverse_depth']) == (0.0, [0.5, 1.5])
+    assert scene['focus_on_nearest_probability'] == 0.9
     for bad in ('1.5-0.5', '0.5', 'near-far', '0-0', '0.5-inf'):  # a focus at 0 dioptres would be at infinity
         with pytest.raises(SystemExit):
             cli.main(['--count', '1', '--out', str(tmp_path / 'bad'), '--random-focus', bad])

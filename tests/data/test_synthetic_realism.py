@@ -161,6 +161,35 @@ def test_focus_off_the_scene_is_drawn_from_the_random_range_and_leaves_less_in_f
     assert in_focus_share(off_scene, 3) == in_focus_share(off_scene, 3)
 
 
+def visible_coc(layers) -> np.ndarray:
+    """The CoC of what each pixel shows (the front-most covering layer)."""
+    visible = layers[0].coc
+    for layer in layers[1:]:
+        visible = np.where(layer.mask >= 0.5, layer.coc, visible)
+    return visible
+
+
+def test_focus_on_nearest_leaves_nothing_visible_in_front_of_the_focal_plane(sources):
+    nearest = sdp.SceneRanges(focus_on_nearest_probability=1.0)
+    depths = [np.full(SIZE, 0.3, np.float32), np.full(SIZE, 1.8, np.float32), np.full(SIZE, 2.5, np.float32)]
+    masks = [np.ones(SIZE, np.float32), np.zeros(SIZE, np.float32), np.zeros(SIZE, np.float32)]
+    masks[1][:8] = 1.0  # the 2.5-dioptre layer is hidden entirely: the nearest *visible* point is at 1.8
+    assert sdp.focus_inverse_depth(depths, masks, np.random.default_rng(0), nearest) == pytest.approx(1.8)
+    default_front = []
+    for seed in range(8):
+        layers = sdp.random_scene(np.random.default_rng(seed), SIZE, sources, sdp.CameraModel(), nearest)
+        coc = visible_coc(layers)
+        assert coc.min() > -1e-3 and np.abs(coc).min() < 1e-3  # all behind (or at) the focal plane; some in focus
+        default = sdp.random_scene(np.random.default_rng(seed), SIZE, sources, sdp.CameraModel())
+        default_front.append(np.mean(visible_coc(default) < -0.5))
+    assert max(default_front) > 0.05  # the default does put visible content in front of the focal plane
+    again = sdp.random_scene(np.random.default_rng(3), SIZE, sources, sdp.CameraModel(), nearest)
+    assert np.array_equal(
+        visible_coc(again),
+        visible_coc(sdp.random_scene(np.random.default_rng(3), SIZE, sources, sdp.CameraModel(), nearest)),
+    )
+
+
 # ------------------------------------------------------------------------------------------------- camera pipeline
 
 
