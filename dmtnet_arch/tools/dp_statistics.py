@@ -134,6 +134,19 @@ def shift_against_blur(measurements: list, max_error: float = 0.2) -> dict:
 RADIUS_BINS = (0.0, 1.0, 3.0, 6.0, 10.0)
 
 
+def focal_side_shares(measurements: list, min_radius: float = 1.0, min_shift: float = 0.3) -> dict:
+    """Of the blocks blurred by at least ``min_radius`` px, the share behind the focal plane (the right view's
+    content shifted right by more than ``min_shift`` px), in front of it (shifted left) and undecided (what
+    ``--focus-on-nearest`` was matched on)."""
+    shifts = np.array([m.shift_px for m in measurements if m.blur_radius_px >= min_radius])
+    count = max(shifts.size, 1)
+    return {
+        'behind': float(np.sum(shifts > min_shift) / count),
+        'in front': float(np.sum(shifts < -min_shift) / count),
+        'undecided': float(np.sum(np.abs(shifts) <= min_shift) / count),
+    }
+
+
 def radius_shares(measurements: list, edges: tuple = RADIUS_BINS) -> dict:
     """Share of the textured blocks per disc-radius bin, {(low, high): share}, the last bin open-ended: how the
     blur sizes of a set are spread (what ``--focus-on-scene`` and ``--random-focus`` were matched on)."""
@@ -199,6 +212,8 @@ def report_lines(measurements: list, balance: dict) -> list:
         f'mean signed shift of blurred blocks {signed:+.2f} px (positive: right view content further right)',
         f'left/right brightness ratio per strip: {ratios.min():.3f} to {ratios.max():.3f}',
         'blocks per disc radius: ' + ', '.join(share_text(low, high, share) for (low, high), share in shares.items()),
+        'blurred blocks (radius >= 1 px) per side of the focal plane: '
+        + ', '.join(f'{side} {100 * share:.0f} %' for side, share in focal_side_shares(measurements).items()),
         'radius px | median |shift| px | blocks',
     ]
     lines += [f'{radius:9.1f} | {shift:16.2f} | {count}' for radius, (shift, count) in fit['by_radius'].items()]

@@ -365,6 +365,14 @@ def test_radius_shares_spread_the_blocks_over_the_bins():
     assert stats.share_text(3.0, 6.0, 0.25) == '3-6 px 25 %'
 
 
+def test_focal_side_shares_count_blurred_blocks_by_the_sign_of_their_shift():
+    shifts_and_radii = [(1.5, 4.0), (2.0, 6.0), (-1.0, 3.0), (0.1, 2.0), (-3.0, 0.5)]  # the last is not blurred
+    blocks = [stats.BlockMeasurement('a', 0, 0, shift, radius, 0.0) for shift, radius in shifts_and_radii]
+    assert stats.focal_side_shares(blocks) == {'behind': 0.5, 'in front': 0.25, 'undecided': 0.25}
+    lines = stats.report_lines(blocks, {'a': np.ones(3)})
+    assert 'per side of the focal plane: behind 50 %, in front 25 %, undecided 25 %' in lines[3]
+
+
 def test_psf_variation_draws_a_shape_per_sample_within_its_range(sources):
     model = sdp.PsfModel(ramp_strength=0.7, shape_variation=0.4)
     drawn = [model.varied(np.random.default_rng(seed)) for seed in range(20)]
