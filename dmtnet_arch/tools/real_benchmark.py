@@ -34,17 +34,8 @@ from dmtnet_arch.utils.img_util import (
 )
 
 
-@dataclass(frozen=True)
-class SceneScore:
-    """PSNR (dB) and SSIM against the target of the blurred combined view, the output, the output of swapped views."""
-
-    name: str
-    psnr_blurred: float
-    ssim_blurred: float
-    psnr_output: float
-    ssim_output: float
-    psnr_swapped: float
-    ssim_swapped: float
+class Gains:
+    """The gains of a score with ``psnr_blurred``, ``psnr_output`` and ``psnr_swapped`` (NaN: no swapped run)."""
 
     @property
     def gain(self) -> float:
@@ -60,6 +51,19 @@ class SceneScore:
     def order_margin(self) -> float:
         """How much the given view order beats the swapped one."""
         return self.psnr_output - self.psnr_swapped
+
+
+@dataclass(frozen=True)
+class SceneScore(Gains):
+    """PSNR (dB) and SSIM against the target of the blurred combined view, the output, the output of swapped views."""
+
+    name: str
+    psnr_blurred: float
+    ssim_blurred: float
+    psnr_output: float
+    ssim_output: float
+    psnr_swapped: float
+    ssim_swapped: float
 
 
 SCORE_COLUMNS = [f.name for f in fields(SceneScore)] + ['gain', 'gain_swapped', 'order_margin']
@@ -195,7 +199,7 @@ def score_outputs(samples: list, outputs_dir, breakdown=None) -> list:
 
 
 @dataclass(frozen=True)
-class BlurBinScore:
+class BlurBinScore(Gains):
     """PSNR (dB) against the target of the blurred combined view, the output and the swapped run's output, pooled
     over the textured blocks whose measured disc radius (px) lies in [low, high)."""
 
@@ -205,16 +209,6 @@ class BlurBinScore:
     psnr_blurred: float
     psnr_output: float
     psnr_swapped: float
-
-    @property
-    def gain(self) -> float:
-        """PSNR of the output over the blurred combined view, in this bin."""
-        return self.psnr_output - self.psnr_blurred
-
-    @property
-    def gain_swapped(self) -> float:
-        """The same with the views swapped (NaN for outputs made elsewhere)."""
-        return self.psnr_swapped - self.psnr_blurred
 
 
 class BlurBreakdown:
