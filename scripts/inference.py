@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--left', help='left view file, or folder of left views')
     parser.add_argument('--right', help='right view file, or folder of right views')
     parser.add_argument('--output', required=True, help='output folder')
+    parser.add_argument(
+        '--swap-views',
+        action='store_true',
+        help="give the network each pair's right view as its left one and the left as its right: for files labelled "
+        'the other way round from DPDD (in the order the network takes, content behind the focal plane is shifted '
+        'right in the right view; docs/inference.md)',
+    )
     parser.add_argument('--bits', type=int, choices=(8, 16), help='output bit depth (default: the input one)')
     parser.add_argument('--tile', type=int, help='tile size in pixels (default: whole image; tiles on OOM)')
     parser.add_argument('--tile-overlap', type=int, default=64, help='tile overlap in pixels (default 64)')
@@ -152,9 +159,12 @@ def main(argv=None) -> int:
         dmtnet_arch_startup.import_package_without_registration()  # no-op when the package is already imported
     elif not (args.opt or args.weights):
         parser.error('give -opt OPTIONS, --weights CHECKPOINT (a file or built-in name such as synthetic-T), or both')
-    from dmtnet_arch.tools.inference_io import check_output_folder, deblur_all, write_alpha_csv
+    from dmtnet_arch.tools.inference_io import check_output_folder, deblur_all, swapped_views, write_alpha_csv
 
     layout, samples, failures = find_samples(args, parser)
+    if args.swap_views:
+        samples = swapped_views(samples)
+        log.info("--swap-views: each pair's right view goes to the network as its left view, and the left as its right")
     check_output_folder(args.output, {'--input': args.input, '--left': args.left, '--right': args.right})
     log.info(f'{len(samples)} pairs found ({layout}); {len(failures)} files could not be paired')
     build = onnxruntime_deblurrer if args.backend == 'onnxruntime' else torch_deblurrer

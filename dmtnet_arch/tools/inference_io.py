@@ -9,7 +9,7 @@ anything it imports), so that the onnxruntime backend runs in a process without 
 import errno
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,11 @@ class InputPair:
     lq: np.ndarray  # (1, C, H, W) float32 in [0, 1]
     bits: int
     note: str = ''
+
+
+def swapped_views(samples: list) -> list:
+    """The samples with their left and right views exchanged (``--swap-views``); names and outputs are unchanged."""
+    return [replace(sample, left=sample.right, right=sample.left) for sample in samples]
 
 
 def output_name(sample: DualPixelSample) -> str:

@@ -136,6 +136,17 @@ def test_one_pair_of_files(tmp_path, weights):
     )
 
 
+def test_swap_views_gives_the_network_the_views_the_other_way_round(tmp_path, weights):
+    options, net = weights
+    write_pair(tmp_path / 'IMG_L.png', tmp_path / 'IMG_R.png')
+    argv = ['-opt', options, '--left', tmp_path / 'IMG_L.png', '--right', tmp_path / 'IMG_R.png', '--swap-views']
+    assert run([*argv, '--output', tmp_path / 'out']) == 0
+    swapped = expected_output(net, tmp_path / 'IMG_R.png', tmp_path / 'IMG_L.png')
+    assert_output_matches(tmp_path / 'out/IMG.png', swapped)  # same name, the views exchanged
+    given_order = expected_output(net, tmp_path / 'IMG_L.png', tmp_path / 'IMG_R.png')
+    assert np.abs(swapped.astype(np.int64) - given_order).max() > 0  # the order matters to this network
+
+
 def test_view_names():
     assert split_view_name('IMG_0001_L') == ('IMG_0001', 'left')
     assert split_view_name('a-right') == ('a', 'right')
