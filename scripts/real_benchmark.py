@@ -66,10 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def network_scores(args, weights: str, samples: list, breakdown) -> list:
+def network_scores(args, weights: str | None, label: str, samples: list, breakdown) -> list:
     net, _ = load_network(args.opt, weights, args.param_key)
     deblurrer = Deblurrer(net, resolve_device(args.device), tile=args.tile, tile_overlap=args.tile_overlap)
-    outputs = Path(args.outputs) / row_label(weights) if args.outputs else None
+    outputs = Path(args.outputs) / label if args.outputs else None
     return run_benchmark(
         deblurrer,
         samples,
@@ -79,9 +79,33 @@ def network_scores(args, weights: str, samples: list, breakdown) -> list:
     )
 
 
-def row_label(source: str) -> str:
-    """A model's name in the table and its file names: a built-in name, else the file or folder name."""
-    return Path(source).stem if Path(source).suffix else Path(source).name
+def row_label(source: str, parents: int = 0) -> str:
+    """A model's name in the table and its file names: a built-in name, else the file or folder name, after the
+    names of its ``parents`` nearest folders."""
+    path = Path(source)
+    name = path.stem if path.suffix else path.name
+    return '-'.join([*path.parent.parts[-parents:], name] if parents else [name])
+
+
+def row_labels(sources: list) -> list:
+    """One label per model, unique, so that no model's CSV or outputs overwrite another's: where two would be the
+    same (``A/models/net_g_14000.pth`` and ``B/models/net_g_14000.pth``), folder names are added until they differ
+    (``A-models-net_g_14000``), and a source given twice is numbered."""
+    labels = [row_label(source) for source in sources]
+    for parents in range(1, 8):
+        clashing = {label for label in labels if labels.count(label) > 1}
+        if not clashing:
+            break
+        labels = [
+            row_label(source, parents) if label in clashing else label
+            for source, label in zip(sources, labels, strict=True)
+        ]
+    seen = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if labels.count(label) == 1 else f'{label}-{seen[label]}')
+    return unique
 
 
 def main(argv=None) -> int:
@@ -94,12 +118,15 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
     samples = scenes_with_targets(args.input, args.split)
     networks = args.weights or ([None] if args.opt else [])  # None: the option file's pretrain_network_g
-    runs = [(source, lambda b, s=source: network_scores(args, s, samples, b)) for source in networks]
-    runs += [(folder, lambda b, f=folder: score_outputs(samples, f, b)) for folder in args.reference]
+    labels = row_labels([source or args.opt for source in networks] + args.reference)
+    runs = [
+        lambda b, s=source, n=label: network_scores(args, s, n, samples, b)
+        for source, label in zip(networks, labels[: len(networks)], strict=True)
+    ]
+    runs += [lambda b, f=folder: score_outputs(samples, f, b) for folder in args.reference]
     scene_blocks = {}  # every scene's blocks measured once, shared by the models' breakdowns
     rows = []
-    for source, run in runs:
-        label = row_label(source) if source else Path(args.opt).stem
+    for label, run in zip(labels, runs, strict=True):
         breakdown = BlurBreakdown(scene_blocks) if args.by_blur else None
         scores = run(breakdown)
         if args.csv_dir:

@@ -141,6 +141,25 @@ def test_outputs_made_elsewhere_have_no_swapped_run(scenes, tmp_path_factory):
     assert last[5] == '' and last[-1] == ''  # the swapped columns are empty, not a made-up number
 
 
+def test_models_get_unique_labels_so_no_file_overwrites_another():
+    labels = load_script('real_benchmark').row_labels
+    sources = [
+        'exp/A/models/net_g_14000.pth',
+        'exp/B/models/net_g_14000.pth',
+        'synthetic-T',
+        'out/dpdnet',
+        'out/dpdnet',
+    ]
+    assert labels(sources) == [
+        'A-models-net_g_14000',
+        'B-models-net_g_14000',
+        'synthetic-T',
+        'out-dpdnet-1',
+        'out-dpdnet-2',
+    ]
+    assert labels(['synthetic-T', 'w/net.pth']) == ['synthetic-T', 'net']  # nothing added where nothing clashes
+
+
 def test_a_folder_without_targets_is_named(tmp_path):
     (tmp_path / 'inputL').mkdir()
     (tmp_path / 'inputR').mkdir()
