@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dmtnet_arch.data.data_util import VIEW_FOLDERS, list_png_names
 from dmtnet_arch.data.synthetic_dp import PsfModel, convolve, dual_pixel_psfs, quantise_and_compress
+from dmtnet_arch.utils.disparity_util import block_shifts, grey
 from dmtnet_arch.utils.img_util import bit_depth, read_image, to_float
 
 DISC_RADII = tuple(np.arange(0.0, 16.5, 0.5))
@@ -41,31 +42,6 @@ class BlockMeasurement:
     def window(self) -> tuple:
         """The block's pixels as an index: ``image[block.window]``."""
         return slice(self.y, self.y + self.size), slice(self.x, self.x + self.size)
-
-
-def grey(rgb: np.ndarray) -> np.ndarray:
-    """Mean of the colour channels as float64."""
-    return np.asarray(rgb, dtype=np.float64).mean(axis=2)
-
-
-def horizontal_shift(left: np.ndarray, right: np.ndarray, max_shift: int) -> float | None:
-    """Shift (px) that best aligns ``right`` with ``left`` along x: positive when the right view's content lies
-    further right. None when the correlation peak is at the search border or not distinct."""
-    height, width = left.shape
-    core = left[:, max_shift : width - max_shift]
-    core = (core - core.mean()) / (core.std() + 1e-9)
-    scores = []
-    for shift in range(-max_shift, max_shift + 1):
-        window = right[:, max_shift + shift : width - max_shift + shift]
-        window = (window - window.mean()) / (window.std() + 1e-9)
-        scores.append(float((core * window).mean()))
-    best = int(np.argmax(scores))
-    if best in (0, len(scores) - 1) or scores[best] < 0.5:
-        return None
-    before, peak, after = scores[best - 1 : best + 2]
-    curvature = before - 2 * peak + after
-    offset = 0.0 if curvature >= 0 else 0.5 * (before - after) / curvature
-    return best - max_shift + offset
 
 
 def disc_kernel(radius: float) -> np.ndarray:
@@ -99,20 +75,11 @@ def best_disc_radius(blurs: list, combined: np.ndarray, box: tuple) -> tuple[flo
 def measure_scene(name: str, views: dict, block: int = 48, max_shift: int = 8, min_std: float = 0.02) -> list:
     """Block measurements of one scene; ``views`` holds float RGB ``left``, ``right``, ``combined``, ``target``."""
     left, right, combined, target = (grey(views[key]) for key in ('left', 'right', 'combined', 'target'))
-    margin = 20
     blurs = disc_blurs(target)
     measurements = []
-    for top in range(margin, left.shape[0] - block - margin + 1, block):
-        for x0 in range(margin, left.shape[1] - block - margin + 1, block):
-            left_block = left[top : top + block, x0 - max_shift : x0 + block + max_shift]
-            if left_block.std() < min_std:
-                continue
-            right_block = right[top : top + block, x0 - max_shift : x0 + block + max_shift]
-            shift = horizontal_shift(left_block, right_block, max_shift)
-            if shift is None:
-                continue
-            radius, error = best_disc_radius(blurs, combined, (top, x0, block))
-            measurements.append(BlockMeasurement(name, top, x0, shift, radius, error, block))
+    for top, x0, shift in block_shifts(left, right, block, max_shift, min_std):
+        radius, error = best_disc_radius(blurs, combined, (top, x0, block))
+        measurements.append(BlockMeasurement(name, top, x0, shift, radius, error, block))
     return measurements
 
 

@@ -24,6 +24,7 @@ from dmtnet_arch.data.data_util import (
     scene_name,
 )
 from dmtnet_arch.utils.device_util import PeakMemory
+from dmtnet_arch.utils.disparity_util import reversed_view_order_share
 from dmtnet_arch.utils.file_util import DISK_FULL_ERRNOS, csv_bytes, temporary_name, write_bytes_atomically
 from dmtnet_arch.utils.img_util import bit_depth, float_to_integer, tensor2img, to_float, write_image
 from dmtnet_arch.utils.tile_util import tiled_forward
@@ -71,6 +72,7 @@ def read_input(sample: DualPixelSample, channels: int) -> InputPair:
         logger.warning(f'{sample.name}: {problem}; the output will be worse than with a real pair')
     left, right, *combined = (to_float(image) for image in views.values())
     if channels == 6:
+        warn_if_views_look_reversed(sample.name, left, right)
         stacked, note = np.concatenate([left, right], axis=2), 'left and right views'
     elif channels == 3:
         stacked = combined[0] if combined else (left + right) / 2
@@ -79,6 +81,19 @@ def read_input(sample: DualPixelSample, channels: int) -> InputPair:
         raise ValueError(f'the network takes {channels} input channels; only 6 (left, right) or 3 are supported')
     lq = np.ascontiguousarray(stacked.transpose(2, 0, 1))[None]
     return InputPair(output_name(sample), lq, bit_depth(views['left']), note)
+
+
+def warn_if_views_look_reversed(name: str, left: np.ndarray, right: np.ndarray, min_blocks: int = 8):
+    """Warn when most of the clearly shifted textured blocks are shifted left in the right view: blur in front of
+    the focal plane, or views labelled the other way round from DPDD's order, which the networks were trained in
+    (the built-in synthetic-T does much worse than the blurred input on reversed views)."""
+    share, blocks = reversed_view_order_share(left, right)
+    if blocks >= min_blocks and share > 0.5:
+        logger.warning(
+            f'{name}: in {share:.0%} of its {blocks} shifted blocks the right view is shifted left of the left view: '
+            "either the blur is in front of the focal plane or the views are the other way round from DPDD's order "
+            '(right view shifted right behind the focus); if your files label them the other way, use --swap-views'
+        )
 
 
 def to_integer_image(output, bits: int) -> np.ndarray:

@@ -333,15 +333,6 @@ def test_settings_file_records_the_realism_options(tmp_path):
 # ------------------------------------------------------------------------------------------ measuring real captures
 
 
-def test_horizontal_shift_finds_a_known_shift_and_its_sign():
-    rng = np.random.default_rng(0)
-    texture = np.repeat(rng.random(80)[None, :], 24, axis=0)
-    texture = np.cumsum(texture - 0.5, axis=1)  # smooth enough for a sub-pixel peak
-    left, right = texture[:, 10:66], texture[:, 7:63]  # right view's content 3 px further right
-    assert stats.horizontal_shift(left, right, 8) == pytest.approx(3.0, abs=0.2)
-    assert stats.horizontal_shift(right, left, 8) == pytest.approx(-3.0, abs=0.2)
-
-
 def test_disc_radius_of_a_known_blur_is_found():
     rng = np.random.default_rng(1)
     target = rng.random((96, 96))

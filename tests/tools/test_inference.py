@@ -147,6 +147,25 @@ def test_swap_views_gives_the_network_the_views_the_other_way_round(tmp_path, we
     assert np.abs(swapped.astype(np.int64) - given_order).max() > 0  # the order matters to this network
 
 
+def test_views_that_look_reversed_are_warned_about_and_swap_views_silences_it(tmp_path, weights, caplog):
+    """In DPDD's order, blur behind the focal plane shifts the right view's content right; a pair whose blocks
+    mostly shift the other way gets a warning naming --swap-views (and is still deblurred)."""
+    options, _ = weights
+    scene = cv2.blur(np.random.default_rng(2).random((184, 232, 3)), (5, 5))
+    write_image(tmp_path / 'IMG_L.png', np.round(np.roll(scene, 1, axis=1) * 65535).astype(np.uint16))
+    write_image(tmp_path / 'IMG_R.png', np.round(np.roll(scene, -1, axis=1) * 65535).astype(np.uint16))
+    argv = ['-opt', options, '--left', tmp_path / 'IMG_L.png', '--right', tmp_path / 'IMG_R.png']
+    with caplog.at_level(logging.WARNING, logger='dmtnet_arch.tools.inference'):
+        assert run([*argv, '--output', tmp_path / 'out']) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and 'IMG: in 100% of its 12 shifted blocks' in warnings[0]
+    assert '--swap-views' in warnings[0] and (tmp_path / 'out/IMG.png').is_file()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger='dmtnet_arch.tools.inference'):
+        assert run([*argv, '--output', tmp_path / 'swapped', '--swap-views']) == 0
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
 def test_view_names():
     assert split_view_name('IMG_0001_L') == ('IMG_0001', 'left')
     assert split_view_name('a-right') == ('a', 'right')

@@ -7,6 +7,7 @@ from dmtnet_arch.data import synthetic_dp as sdp
 from dmtnet_arch.data.data_util import VIEW_FOLDERS
 from dmtnet_arch.tools import dp_statistics as stats
 from dmtnet_arch.tools import rerender
+from dmtnet_arch.utils.disparity_util import grey, horizontal_shift
 from dmtnet_arch.utils.img_util import float_to_integer, read_image, to_float, write_png
 from tests.helpers import load_script
 
@@ -37,7 +38,7 @@ def test_rerendered_folder_keeps_layout_depth_and_targets_and_blurs_at_the_measu
     assert np.array_equal(out['target'], real['target'])
     views = {view: to_float(image) for view, image in out.items()}
     assert np.abs(views['left'] - views['target']).mean() > 0.01  # blurred
-    shift = stats.horizontal_shift(stats.grey(views['left']), stats.grey(views['right']), 8)
+    shift = horizontal_shift(grey(views['left']), grey(views['right']), 8)
     assert shift > 0.5  # behind the focal plane: the right view's content lies further right
 
 

@@ -1,0 +1,59 @@
+"""The horizontal shift between two dual-pixel views, block by block (numpy only: no torch, no BasicSR).
+
+Used to measure real captures (``dmtnet_arch.tools.dp_statistics``) and to check the view order of pairs to
+deblur (``dmtnet_arch.tools.inference_io``). The shift of a block is the sub-pixel peak of the normalised
+cross-correlation of the right view against the left along x: positive when the right view's content lies further
+right, which in DPDD's view order means behind the focal plane.
+"""
+
+import numpy as np
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """Mean of the colour channels as float64."""
+    return np.asarray(rgb, dtype=np.float64).mean(axis=2)
+
+
+def horizontal_shift(left: np.ndarray, right: np.ndarray, max_shift: int) -> float | None:
+    """Shift (px) that best aligns ``right`` with ``left`` along x: positive when the right view's content lies
+    further right. None when the correlation peak is at the search border or not distinct."""
+    height, width = left.shape
+    core = left[:, max_shift : width - max_shift]
+    core = (core - core.mean()) / (core.std() + 1e-9)
+    scores = []
+    for shift in range(-max_shift, max_shift + 1):
+        window = right[:, max_shift + shift : width - max_shift + shift]
+        window = (window - window.mean()) / (window.std() + 1e-9)
+        scores.append(float((core * window).mean()))
+    best = int(np.argmax(scores))
+    if best in (0, len(scores) - 1) or scores[best] < 0.5:
+        return None
+    before, peak, after = scores[best - 1 : best + 2]
+    curvature = before - 2 * peak + after
+    offset = 0.0 if curvature >= 0 else 0.5 * (before - after) / curvature
+    return best - max_shift + offset
+
+
+def block_shifts(
+    left: np.ndarray, right: np.ndarray, block: int = 48, max_shift: int = 8, min_std: float = 0.02, margin: int = 20
+):
+    """``(top, left_x, shift)`` for every textured ``block`` x ``block`` block of two grey views (``margin`` px
+    from the border) whose shift is found; blocks flatter than ``min_std`` are skipped."""
+    for top in range(margin, left.shape[0] - block - margin + 1, block):
+        for x0 in range(margin, left.shape[1] - block - margin + 1, block):
+            left_block = left[top : top + block, x0 - max_shift : x0 + block + max_shift]
+            if left_block.std() < min_std:
+                continue
+            right_block = right[top : top + block, x0 - max_shift : x0 + block + max_shift]
+            shift = horizontal_shift(left_block, right_block, max_shift)
+            if shift is not None:
+                yield top, x0, shift
+
+
+def reversed_view_order_share(left_rgb: np.ndarray, right_rgb: np.ndarray, min_shift: float = 0.3) -> tuple:
+    """``(share, blocks)``: of the textured blocks whose views are clearly shifted (more than ``min_shift`` px),
+    the share shifted left in the right view (in front of the focal plane in DPDD's order), and how many such
+    blocks there are."""
+    shifts = np.array([shift for *_, shift in block_shifts(grey(left_rgb), grey(right_rgb))])
+    shifted = shifts[np.abs(shifts) > min_shift]
+    return (float(np.mean(shifted < 0)) if shifted.size else 0.0), int(shifted.size)
