@@ -81,30 +81,44 @@ def network_scores(args, weights: str | None, label: str, samples: list, breakdo
 
 def row_label(source: str, parents: int = 0) -> str:
     """A model's name in the table and its file names: a built-in name, else the file or folder name, after the
-    names of its ``parents`` nearest folders."""
+    names of its ``parents`` nearest folders (never the root)."""
     path = Path(source)
     name = path.stem if path.suffix else path.name
-    return '-'.join([*path.parent.parts[-parents:], name] if parents else [name])
+    folders = path.parent.parts[1:] if path.is_absolute() else path.parent.parts
+    return '-'.join([*folders[len(folders) - min(parents, len(folders)) :], name])
+
+
+def file_stems(label: str) -> set:
+    """The file names (case-folded, no suffix) a model's label writes: its CSV and its --by-blur CSV."""
+    return {label.casefold(), f'{label}_by_blur'.casefold()}
 
 
 def row_labels(sources: list) -> list:
-    """One label per model, unique, so that no model's CSV or outputs overwrite another's: where two would be the
-    same (``A/models/net_g_14000.pth`` and ``B/models/net_g_14000.pth``), folder names are added until they differ
-    (``A-models-net_g_14000``), and a source given twice is numbered."""
+    """One label per model, so that no model's CSV or outputs overwrite another's: where different sources would
+    get the same label (``A/models/net_g_14000.pth`` and ``B/models/net_g_14000.pth``), folder names are added
+    (``A-models-net_g_14000``); whatever still clashes (a source given twice) is numbered (``net``, ``net-2``)."""
     labels = [row_label(source) for source in sources]
-    for parents in range(1, 8):
-        clashing = {label for label in labels if labels.count(label) > 1}
-        if not clashing:
-            break
-        labels = [
-            row_label(source, parents) if label in clashing else label
+    for parents in range(1, 16):
+        clashing = {
+            label.casefold()
+            for label in labels
+            if len({s for s, other in zip(sources, labels, strict=True) if other.casefold() == label.casefold()}) > 1
+        }
+        longer = [
+            row_label(source, parents) if label.casefold() in clashing else label
             for source, label in zip(sources, labels, strict=True)
         ]
-    seen = {}
-    unique = []
+        if longer == labels:
+            break
+        labels = longer
+    taken, unique = set(), []
     for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        unique.append(label if labels.count(label) == 1 else f'{label}-{seen[label]}')
+        candidate, number = label, 1
+        while file_stems(candidate) & taken:
+            number += 1
+            candidate = f'{label}-{number}'
+        taken |= file_stems(candidate)
+        unique.append(candidate)
     return unique
 
 

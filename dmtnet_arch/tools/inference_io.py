@@ -52,7 +52,8 @@ class InputPair:
 
 
 def swapped_views(samples: list) -> list:
-    """The samples with their left and right views exchanged (``--swap-views``); names and outputs are unchanged."""
+    """The samples with their left and right views exchanged (``--swap-views``): output names are unchanged;
+    messages name the files in the order the network gets them."""
     return [replace(sample, left=sample.right, right=sample.left) for sample in samples]
 
 

@@ -35,12 +35,20 @@ def horizontal_shift(left: np.ndarray, right: np.ndarray, max_shift: int) -> flo
 
 
 def block_shifts(
-    left: np.ndarray, right: np.ndarray, block: int = 48, max_shift: int = 8, min_std: float = 0.02, margin: int = 20
+    left: np.ndarray,
+    right: np.ndarray,
+    block: int = 48,
+    max_shift: int = 8,
+    min_std: float = 0.02,
+    margin: int = 20,
+    step: int | None = None,
 ):
     """``(top, left_x, shift)`` for every textured ``block`` x ``block`` block of two grey views (``margin`` px
-    from the border) whose shift is found; blocks flatter than ``min_std`` are skipped."""
-    for top in range(margin, left.shape[0] - block - margin + 1, block):
-        for x0 in range(margin, left.shape[1] - block - margin + 1, block):
+    from the border, one every ``step`` px, default ``block``) whose shift is found; blocks flatter than
+    ``min_std`` are skipped."""
+    step = step or block
+    for top in range(margin, left.shape[0] - block - margin + 1, step):
+        for x0 in range(margin, left.shape[1] - block - margin + 1, step):
             left_block = left[top : top + block, x0 - max_shift : x0 + block + max_shift]
             if left_block.std() < min_std:
                 continue
@@ -50,10 +58,16 @@ def block_shifts(
                 yield top, x0, shift
 
 
-def reversed_view_order_share(left_rgb: np.ndarray, right_rgb: np.ndarray, min_shift: float = 0.3) -> tuple:
+def reversed_view_order_share(
+    left_rgb: np.ndarray, right_rgb: np.ndarray, min_shift: float = 0.3, max_blocks: int = 150, block: int = 48
+) -> tuple:
     """``(share, blocks)``: of the textured blocks whose views are clearly shifted (more than ``min_shift`` px),
     the share shifted left in the right view (in front of the focal plane in DPDD's order), and how many such
-    blocks there are."""
-    shifts = np.array([shift for *_, shift in block_shifts(grey(left_rgb), grey(right_rgb))])
+    blocks there are. At most about ``max_blocks`` blocks are looked at, spread evenly over the frame, so the check
+    costs about the same at any image size."""
+    left, right = grey(left_rgb), grey(right_rgb)
+    grid = max(left.shape[0] // block, 1) * max(left.shape[1] // block, 1)
+    step = block * max(int(np.ceil(np.sqrt(grid / max_blocks))), 1)
+    shifts = np.array([shift for *_, shift in block_shifts(left, right, block, step=step)])
     shifted = shifts[np.abs(shifts) > min_shift]
     return (float(np.mean(shifted < 0)) if shifted.size else 0.0), int(shifted.size)

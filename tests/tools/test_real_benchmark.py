@@ -129,6 +129,12 @@ def test_blur_breakdown_measures_the_scene_s_blocks(tmp_path):
     output_mse = np.mean([np.mean((stored['inputL'][w] - stored['target'][w]) ** 2) for w in windows])
     assert rows[2].psnr_blurred == pytest.approx(10 * np.log10(1 / blurred_mse), abs=1e-6)
     assert rows[2].psnr_output == pytest.approx(10 * np.log10(1 / output_mse), abs=1e-6)
+    csv_dir = tmp_path / 'scores'
+    argv = ['--reference', str(tmp_path / 'inputL'), '--input', str(tmp_path), '--by-blur', '--csv-dir', str(csv_dir)]
+    assert load_script('real_benchmark').main(argv) == 0  # the command: the first view as outputs made elsewhere
+    by_blur = list(csv.DictReader((csv_dir / 'inputL_by_blur.csv').read_text().splitlines()))
+    assert by_blur[2]['blocks'] == str(len(measured)) and by_blur[2]['psnr_swapped'] == ''
+    assert float(by_blur[2]['psnr_output']) == pytest.approx(rows[2].psnr_output, abs=1e-4)
 
 
 def test_outputs_made_elsewhere_have_no_swapped_run(scenes, tmp_path_factory):
@@ -150,14 +156,11 @@ def test_models_get_unique_labels_so_no_file_overwrites_another():
         'out/dpdnet',
         'out/dpdnet',
     ]
-    assert labels(sources) == [
-        'A-models-net_g_14000',
-        'B-models-net_g_14000',
-        'synthetic-T',
-        'out-dpdnet-1',
-        'out-dpdnet-2',
-    ]
+    assert labels(sources) == ['A-models-net_g_14000', 'B-models-net_g_14000', 'synthetic-T', 'dpdnet', 'dpdnet-2']
     assert labels(['synthetic-T', 'w/net.pth']) == ['synthetic-T', 'net']  # nothing added where nothing clashes
+    assert labels(['/a/net.pth', '/b/net.pth']) == ['a-net', 'b-net']  # never the root folder
+    assert labels(['net.pth', 'net.pth', 'x/net-2.pth']) == ['net', 'net-2', 'net-2-2']
+    assert labels(['w/net.pth', 'v/Net_by_blur.pth']) == ['net', 'Net_by_blur-2']  # net's --by-blur CSV name
 
 
 def test_a_folder_without_targets_is_named(tmp_path):

@@ -35,5 +35,6 @@ def test_view_order_share_is_the_share_of_blocks_shifted_left():
     left, right = blurred_pair(2)
     assert reversed_view_order_share(left, right) == (0.0, 6)  # DPDD's order, blur behind the focal plane
     assert reversed_view_order_share(right, left) == (1.0, 6)  # the views the other way round
+    assert reversed_view_order_share(left, right, max_blocks=2) == (0.0, 2)  # a sparser grid on a budget
     flat = np.full((136, 184, 3), 0.5)
     assert reversed_view_order_share(flat, flat) == (0.0, 0)  # nothing to measure
