@@ -99,13 +99,11 @@ def row_labels(sources: list) -> list:
     (``A-models-net_g_14000``); whatever still clashes (a source given twice) is numbered (``net``, ``net-2``)."""
     labels = [row_label(source) for source in sources]
     for parents in range(1, 16):
-        clashing = {
-            label.casefold()
-            for label in labels
-            if len({s for s, other in zip(sources, labels, strict=True) if other.casefold() == label.casefold()}) > 1
-        }
+        sources_per_label = {}
+        for source, label in zip(sources, labels, strict=True):
+            sources_per_label.setdefault(label.casefold(), set()).add(source)
         longer = [
-            row_label(source, parents) if label.casefold() in clashing else label
+            row_label(source, parents) if len(sources_per_label[label.casefold()]) > 1 else label
             for source, label in zip(sources, labels, strict=True)
         ]
         if longer == labels:

@@ -572,11 +572,12 @@ def random_scene(
     ]
 
 
-def visible_inverse_depth(depths: list, masks: list) -> np.ndarray:
-    """Inverse depth of what each pixel shows: the front-most layer whose mask covers it."""
-    visible = depths[0].copy()
-    for depth, mask in zip(depths[1:], masks[1:], strict=True):
-        visible = np.where(mask >= 0.5, depth, visible)
+def front_most(layer_values: list, masks: list) -> np.ndarray:
+    """Per pixel, the value of what it shows: that of the front-most layer whose mask covers it (layers back to
+    front, the first covering everything), e.g. the visible inverse depth or CoC."""
+    visible = np.array(layer_values[0], copy=True)
+    for values, mask in zip(layer_values[1:], masks[1:], strict=True):
+        visible = np.where(mask >= 0.5, values, visible)
     return visible
 
 
@@ -584,10 +585,10 @@ def focus_inverse_depth(depths: list, masks: list, rng: np.random.Generator, ran
     """Autofocus on the nearest visible point (with ``focus_on_nearest_probability``: nothing visible is in front of
     the focal plane), else on a random visible pixel most of the time, otherwise a random focus distance."""
     if ranges.focus_on_nearest_probability and rng.random() < ranges.focus_on_nearest_probability:
-        return float(visible_inverse_depth(depths, masks).max())
+        return float(front_most(depths, masks).max())
     if rng.random() >= ranges.focus_on_scene_probability:
         return float(rng.uniform(*ranges.random_focus_inverse_depth))
-    visible = visible_inverse_depth(depths, masks)
+    visible = front_most(depths, masks)
     foreground = np.flatnonzero(visible.ravel() != depths[0].ravel())
     if (
         ranges.focus_on_foreground_probability

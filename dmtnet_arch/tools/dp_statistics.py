@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dmtnet_arch.data.data_util import VIEW_FOLDERS, list_png_names
 from dmtnet_arch.data.synthetic_dp import PsfModel, convolve, dual_pixel_psfs, quantise_and_compress
-from dmtnet_arch.utils.disparity_util import block_shifts, grey
+from dmtnet_arch.utils.disparity_util import block_shifts, focal_side_counts, grey
 from dmtnet_arch.utils.img_util import bit_depth, read_image, to_float
 
 DISC_RADII = tuple(np.arange(0.0, 16.5, 0.5))
@@ -101,17 +101,13 @@ def shift_against_blur(measurements: list, max_error: float = 0.2) -> dict:
 RADIUS_BINS = (0.0, 1.0, 3.0, 6.0, 10.0)
 
 
-def focal_side_shares(measurements: list, min_radius: float = 1.0, min_shift: float = 0.3) -> dict:
-    """Of the blocks blurred by at least ``min_radius`` px, the share behind the focal plane (the right view's
-    content shifted right by more than ``min_shift`` px), in front of it (shifted left) and undecided (what
-    ``--focus-on-nearest`` was matched on)."""
-    shifts = np.array([m.shift_px for m in measurements if m.blur_radius_px >= min_radius])
-    count = max(shifts.size, 1)
-    return {
-        'behind': float(np.sum(shifts > min_shift) / count),
-        'in front': float(np.sum(shifts < -min_shift) / count),
-        'undecided': float(np.sum(np.abs(shifts) <= min_shift) / count),
-    }
+def blurred_side_shares(measurements: list, min_radius: float = 1.0) -> dict:
+    """Of the blocks blurred by at least ``min_radius`` px, the share behind the focal plane, in front of it and
+    undecided (:func:`~dmtnet_arch.utils.disparity_util.focal_side_counts`; what ``--focus-on-nearest`` was
+    matched on)."""
+    counts = focal_side_counts([m.shift_px for m in measurements if m.blur_radius_px >= min_radius])
+    total = max(sum(counts.values()), 1)
+    return {side: count / total for side, count in counts.items()}
 
 
 def radius_shares(measurements: list, edges: tuple = RADIUS_BINS) -> dict:
@@ -180,7 +176,7 @@ def report_lines(measurements: list, balance: dict) -> list:
         f'left/right brightness ratio per strip: {ratios.min():.3f} to {ratios.max():.3f}',
         'blocks per disc radius: ' + ', '.join(share_text(low, high, share) for (low, high), share in shares.items()),
         'blurred blocks (radius >= 1 px) per side of the focal plane: '
-        + ', '.join(f'{side} {100 * share:.0f} %' for side, share in focal_side_shares(measurements).items()),
+        + ', '.join(f'{side} {100 * share:.0f} %' for side, share in blurred_side_shares(measurements).items()),
         'radius px | median |shift| px | blocks',
     ]
     lines += [f'{radius:9.1f} | {shift:16.2f} | {count}' for radius, (shift, count) in fit['by_radius'].items()]

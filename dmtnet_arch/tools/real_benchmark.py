@@ -201,10 +201,10 @@ def score_outputs(samples: list, outputs_dir, breakdown=None) -> list:
 @dataclass(frozen=True)
 class BlurBinScore(Gains):
     """PSNR (dB) against the target of the blurred combined view, the output and the swapped run's output, pooled
-    over the textured blocks whose measured disc radius (px) lies in [low, high)."""
+    over the textured blocks whose measured disc radius lies in [radius_low_px, radius_high_px)."""
 
-    low: float
-    high: float
+    radius_low_px: float
+    radius_high_px: float
     blocks: int
     psnr_blurred: float
     psnr_output: float
@@ -258,7 +258,7 @@ def breakdown_lines(rows: list) -> list:
     """One line per blur-radius bin: blocks, the blurred view's PSNR and the gains in both view orders."""
     lines = []
     for row in rows:
-        text = f'  blur radius {radius_bin_text(row.low, row.high)}: {row.blocks} blocks'
+        text = f'  blur radius {radius_bin_text(row.radius_low_px, row.radius_high_px)}: {row.blocks} blocks'
         if row.blocks:
             text += (
                 f', blurred {row.psnr_blurred:.2f} dB, gain {row.gain:+.2f} dB, views swapped '
@@ -268,26 +268,14 @@ def breakdown_lines(rows: list) -> list:
     return lines
 
 
-BREAKDOWN_COLUMNS = (
-    'radius_low_px',
-    'radius_high_px',
-    'blocks',
-    'psnr_blurred',
-    'psnr_output',
-    'psnr_swapped',
-    'gain',
-    'gain_swapped',
-)
+BREAKDOWN_COLUMNS = [f.name for f in fields(BlurBinScore)] + ['gain', 'gain_swapped']
 
 
 def breakdown_csv(rows: list) -> bytes:
     """One row per bin with :data:`BREAKDOWN_COLUMNS`; empty cells where there is nothing to report."""
     cells = [
-        [f'{row.low:g}', f'{row.high:g}', str(row.blocks)]
-        + [
-            number_text(value)
-            for value in (row.psnr_blurred, row.psnr_output, row.psnr_swapped, row.gain, row.gain_swapped)
-        ]
+        [f'{row.radius_low_px:g}', f'{row.radius_high_px:g}', str(row.blocks)]
+        + [number_text(getattr(row, column)) for column in BREAKDOWN_COLUMNS[3:]]
         for row in rows
     ]
     return csv_bytes(BREAKDOWN_COLUMNS, cells, lineterminator='\n')

@@ -58,6 +58,17 @@ def block_shifts(
                 yield top, x0, shift
 
 
+def focal_side_counts(shifts, min_shift: float = 0.3) -> dict:
+    """How many of ``shifts`` (px, one per block) lie behind the focal plane in DPDD's view order (right view's
+    content shifted right by more than ``min_shift`` px), in front of it (shifted left), or neither."""
+    shifts = np.asarray(shifts, dtype=np.float64)
+    return {
+        'behind': int(np.sum(shifts > min_shift)),
+        'in front': int(np.sum(shifts < -min_shift)),
+        'undecided': int(np.sum(np.abs(shifts) <= min_shift)),
+    }
+
+
 def reversed_view_order_share(
     left_rgb: np.ndarray, right_rgb: np.ndarray, min_shift: float = 0.3, max_blocks: int = 150, block: int = 48
 ) -> tuple:
@@ -68,6 +79,6 @@ def reversed_view_order_share(
     left, right = grey(left_rgb), grey(right_rgb)
     grid = max(left.shape[0] // block, 1) * max(left.shape[1] // block, 1)
     step = block * max(int(np.ceil(np.sqrt(grid / max_blocks))), 1)
-    shifts = np.array([shift for *_, shift in block_shifts(left, right, block, step=step)])
-    shifted = shifts[np.abs(shifts) > min_shift]
-    return (float(np.mean(shifted < 0)) if shifted.size else 0.0), int(shifted.size)
+    sides = focal_side_counts([shift for *_, shift in block_shifts(left, right, block, step=step)], min_shift)
+    decided = sides['behind'] + sides['in front']
+    return (sides['in front'] / decided if decided else 0.0), decided

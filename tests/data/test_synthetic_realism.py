@@ -141,13 +141,15 @@ def test_focus_on_foreground_puts_a_foreground_layer_in_focus(sources):
         assert min(visible) < 1e-3
 
 
+def visible_coc(layers) -> np.ndarray:
+    """The CoC of what each pixel shows (the front-most covering layer)."""
+    return sdp.front_most([layer.coc for layer in layers], [layer.mask for layer in layers])
+
+
 def test_focus_off_the_scene_is_drawn_from_the_random_range_and_leaves_less_in_focus(sources):
     def in_focus_share(ranges, seed):
         layers = sdp.random_scene(np.random.default_rng(seed), SIZE, sources, sdp.CameraModel(f_number=1.4), ranges)
-        visible = layers[0].coc
-        for layer in layers[1:]:
-            visible = np.where(layer.mask >= 0.5, layer.coc, visible)
-        return np.mean(np.abs(visible) < 0.5)
+        return np.mean(np.abs(visible_coc(layers)) < 0.5)
 
     off_scene = sdp.SceneRanges(focus_on_scene_probability=0.0, random_focus_inverse_depth=(0.5, 1.5))
     for seed in range(20):
@@ -159,14 +161,6 @@ def test_focus_off_the_scene_is_drawn_from_the_random_range_and_leaves_less_in_f
     shares = [np.mean([in_focus_share(ranges, seed) for seed in range(12)]) for ranges in (on_scene, off_scene)]
     assert shares[0] > 0.1 and shares[1] < shares[0] / 3
     assert in_focus_share(off_scene, 3) == in_focus_share(off_scene, 3)
-
-
-def visible_coc(layers) -> np.ndarray:
-    """The CoC of what each pixel shows (the front-most covering layer)."""
-    visible = layers[0].coc
-    for layer in layers[1:]:
-        visible = np.where(layer.mask >= 0.5, layer.coc, visible)
-    return visible
 
 
 def test_focus_on_nearest_leaves_nothing_visible_in_front_of_the_focal_plane(sources):
@@ -359,7 +353,7 @@ def test_radius_shares_spread_the_blocks_over_the_bins():
 def test_focal_side_shares_count_blurred_blocks_by_the_sign_of_their_shift():
     shifts_and_radii = [(1.5, 4.0), (2.0, 6.0), (-1.0, 3.0), (0.1, 2.0), (-3.0, 0.5)]  # the last is not blurred
     blocks = [stats.BlockMeasurement('a', 0, 0, shift, radius, 0.0) for shift, radius in shifts_and_radii]
-    assert stats.focal_side_shares(blocks) == {'behind': 0.5, 'in front': 0.25, 'undecided': 0.25}
+    assert stats.blurred_side_shares(blocks) == {'behind': 0.5, 'in front': 0.25, 'undecided': 0.25}
     lines = stats.report_lines(blocks, {'a': np.ones(3)})
     assert 'per side of the focal plane: behind 50 %, in front 25 %, undecided 25 %' in lines[3]
 

@@ -92,7 +92,7 @@ def test_blur_breakdown_pools_block_errors_per_radius_bin():
     output = np.zeros((8, 16, 3), np.uint16)
     output[:, 8:] = 655  # 0.01 of full scale in the second block only
     breakdown.add('s', views, output)
-    rows = {row.low: row for row in breakdown.scores()}
+    rows = {row.radius_low_px: row for row in breakdown.scores()}
     assert [row.blocks for row in rows.values()] == [1, 0, 1, 0, 0]
     assert rows[0.0].psnr_blurred == pytest.approx(20.0, abs=1e-3)  # MSE 0.01
     assert rows[0.0].psnr_output > 100 and np.isnan(rows[0.0].psnr_swapped)
@@ -122,7 +122,7 @@ def test_blur_breakdown_measures_the_scene_s_blocks(tmp_path):
     run_benchmark(Deblurrer(FirstView()), scenes_with_targets(tmp_path), breakdown=breakdown)
     rows = breakdown.scores()
     measured = breakdown.scene_blocks['scene']
-    assert measured and {row.low for row in rows if row.blocks} == {3.0}
+    assert measured and {row.radius_low_px for row in rows if row.blocks} == {3.0}
     stored = {name: read_image(tmp_path / name / 'scene.png') / 255 for name in views}
     windows = [block.window for block in measured]
     blurred_mse = np.mean([np.mean((stored['inputC'][w] - stored['target'][w]) ** 2) for w in windows])
